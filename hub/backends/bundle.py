@@ -1,0 +1,112 @@
+"""The set of seams one node runs on, and how to open the configured set."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from hub.backends.base import BackendUnavailable, Bus, ChangeLog, Presence, Store
+from hub.backends.memory import MemoryBus, MemoryPresence
+from hub.backends.sqlite import SqliteBackend
+from hub.records import Change
+
+__all__ = ["Backends", "open_embedded", "open_redis"]
+
+
+def _always() -> bool:
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Backends:
+    """A store, a change log, a bus and presence, plus how to release them.
+
+    ``healthy`` tells whether the shared backend is reachable right now (the node is
+    not ready while it is not).
+    """
+
+    store: Store
+    changelog: ChangeLog
+    bus: Bus
+    presence: Presence
+    close: Callable[[], Awaitable[None]]
+    healthy: Callable[[], bool] = _always
+
+
+async def open_embedded(
+    data_dir: Path,
+    *,
+    synchronous: Literal["normal", "full"],
+    retention_seconds: float,
+    retention_per_log: int,
+) -> Backends:
+    """The embedded default: SQLite in ``data_dir``, bus and presence in this process."""
+    sqlite = await SqliteBackend.open(
+        data_dir,
+        synchronous=synchronous,
+        retention_seconds=retention_seconds,
+        retention_per_log=retention_per_log,
+    )
+    return Backends(sqlite.store, sqlite.changelog, MemoryBus(), MemoryPresence(), sqlite.close)
+
+
+async def open_redis(
+    url: str,
+    *,
+    route_keys: Callable[[Change], Iterable[str]],
+    retention_seconds: float,
+    retention_per_log: int,
+    fanout_limit: int,
+    presence_ttl: float,
+    namespace: str | None = None,
+) -> Backends:
+    """Everything in Redis at ``url``, shared with every node using the same URL.
+
+    ``route_keys`` names the route keys a change is published under; ``fanout_limit``
+    is the follower count from which an author's posts are merged on read instead of
+    fanned out; ``presence_ttl`` how long a silent node's users stay online. Raises
+    BackendUnavailable when Redis cannot be reached, ValueError for a bad URL.
+    """
+    from hub.backends.redis_bus import RedisBus  # noqa: PLC0415 - only this path needs redis
+    from hub.backends.redis_changelog import RedisChangeLog  # noqa: PLC0415
+    from hub.backends.redis_link import DEFAULT_NAMESPACE, Keys, connect, translated  # noqa: PLC0415
+    from hub.backends.redis_presence import RedisPresence  # noqa: PLC0415
+    from hub.backends.redis_store import RedisStore  # noqa: PLC0415
+
+    keys = Keys(namespace or DEFAULT_NAMESPACE)
+    try:
+        client = connect(url)
+    except ValueError as exc:
+        raise ValueError(f"bad Redis URL {url!r}: {exc}; e.g. redis://127.0.0.1:6379/0") from exc
+    try:
+        await translated(client.ping)()
+    except BackendUnavailable as exc:
+        await client.aclose()
+        raise BackendUnavailable(f"cannot reach Redis at {url}: is it running? ({exc})") from exc
+    store = RedisStore(client, keys, fanout_limit)
+    changelog = RedisChangeLog(client, keys, route_keys, retention_seconds, retention_per_log)
+    bus = RedisBus(url, client, keys)
+    presence = RedisPresence(client, keys, presence_ttl)
+    bus.start()
+    try:
+        await presence.start(bus.publish)
+        async with asyncio.timeout(10):
+            await bus.settled()
+    except BaseException:
+        await presence.close()
+        await bus.close()
+        await client.aclose()
+        raise
+
+    async def close() -> None:
+        await presence.close()
+        await bus.close()
+        await client.aclose()
+
+    def healthy() -> bool:
+        return bus.connected and presence.healthy
+
+    return Backends(store, changelog, bus, presence, close, healthy)

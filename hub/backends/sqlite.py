@@ -1,0 +1,54 @@
+"""The embedded backend: Store and ChangeLog on one SQLite database in the data directory.
+
+Open it with :meth:`SqliteBackend.open`; it creates ``<data_dir>/hubbub.sqlite3``, migrates
+the schema and hands out a :class:`SqliteStore` and a :class:`SqliteChangeLog` sharing the
+one connection. ``synchronous="normal"`` (the default) survives a killed process, since
+the WAL is written at every commit; ``"full"`` also survives a power loss.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from hub.backends.sqlite_changelog import SqliteChangeLog
+from hub.backends.sqlite_schema import DB_FILENAME, Synchronous, connect
+from hub.backends.sqlite_store import SqliteStore
+
+__all__ = ["SqliteBackend", "SqliteChangeLog", "SqliteStore"]
+
+
+@dataclass(frozen=True, slots=True)
+class SqliteBackend:
+    """The embedded Store and ChangeLog, sharing one SQLite connection."""
+
+    store: SqliteStore
+    changelog: SqliteChangeLog
+    path: Path
+
+    @classmethod
+    async def open(
+        cls,
+        data_dir: str | os.PathLike[str],
+        *,
+        synchronous: Synchronous = "normal",
+        retention_seconds: float = 900,
+        retention_per_log: int = 1000,
+    ) -> SqliteBackend:
+        """Open (creating if needed) the database in ``data_dir``.
+
+        ``retention_seconds`` and ``retention_per_log`` are the change log's retention rule.
+        """
+        path = Path(data_dir) / DB_FILENAME
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = connect(path, synchronous)
+        return cls(
+            store=SqliteStore(db),
+            changelog=SqliteChangeLog(db, retention_seconds, retention_per_log),
+            path=path,
+        )
+
+    async def close(self) -> None:
+        """Close the shared connection; neither the store nor the change log works after."""
+        await self.store.close()

@@ -1,0 +1,164 @@
+"""The embedded database: opening the connection, the schema and its migrations.
+
+The schema version is SQLite's ``PRAGMA user_version``. ``MIGRATIONS[i]`` takes the
+database from version ``i`` to ``i + 1``; :func:`migrate` applies the missing ones in one
+transaction each. Add a migration by appending to the list; never edit an old one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+__all__ = ["DB_FILENAME", "MIGRATIONS", "Synchronous", "connect", "migrate", "transaction"]
+
+DB_FILENAME = "hubbub.sqlite3"
+"""The database file's name inside the data directory."""
+
+Synchronous = Literal["normal", "full"]
+"""SQLite ``synchronous`` modes the backend supports (NORMAL survives a process kill)."""
+
+_V1 = """
+CREATE TABLE profiles (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    bio        TEXT NOT NULL DEFAULT '',
+    created_at INTEGER NOT NULL,
+    followers  INTEGER NOT NULL DEFAULT 0,
+    following  INTEGER NOT NULL DEFAULT 0,
+    posts      INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+
+CREATE TABLE follows (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    follower   TEXT NOT NULL REFERENCES profiles(id),
+    followee   TEXT NOT NULL REFERENCES profiles(id),
+    created_at INTEGER NOT NULL,
+    UNIQUE (follower, followee)
+);
+CREATE INDEX follows_by_follower ON follows(follower, id);
+CREATE INDEX follows_by_followee ON follows(followee, id);
+
+CREATE TABLE posts (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    author     TEXT NOT NULL REFERENCES profiles(id),
+    text       TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    edited_at  INTEGER,
+    reply_to   INTEGER REFERENCES posts(id),
+    root       INTEGER REFERENCES posts(id),
+    tags       TEXT NOT NULL DEFAULT '',
+    mentions   TEXT NOT NULL DEFAULT '',
+    likes      INTEGER NOT NULL DEFAULT 0,
+    replies    INTEGER NOT NULL DEFAULT 0,
+    deleted    INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX posts_by_author ON posts(author, deleted, id);
+CREATE INDEX posts_by_parent ON posts(reply_to, deleted, id);
+
+CREATE TABLE post_tags (
+    tag     TEXT NOT NULL,
+    post_id INTEGER NOT NULL REFERENCES posts(id),
+    PRIMARY KEY (tag, post_id)
+) WITHOUT ROWID;
+
+CREATE TABLE likes (
+    post_id INTEGER NOT NULL REFERENCES posts(id),
+    user    TEXT NOT NULL REFERENCES profiles(id),
+    PRIMARY KEY (post_id, user)
+) WITHOUT ROWID;
+
+CREATE TABLE notifications (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    user       TEXT NOT NULL REFERENCES profiles(id),
+    kind       TEXT NOT NULL,
+    actor      TEXT NOT NULL REFERENCES profiles(id),
+    post       INTEGER REFERENCES posts(id),
+    created_at INTEGER NOT NULL,
+    read       INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX notifications_by_user ON notifications(user, id);
+CREATE INDEX notifications_unread ON notifications(user, id) WHERE read = 0;
+
+CREATE TABLE changes (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    log        TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    author     TEXT NOT NULL,
+    post       INTEGER,
+    root       INTEGER,
+    reply_to   INTEGER,
+    tags       TEXT NOT NULL,
+    recipient  TEXT,
+    data       BLOB NOT NULL
+);
+CREATE INDEX changes_by_log ON changes(log, seq);
+
+CREATE TABLE pruned (
+    log     TEXT PRIMARY KEY,
+    through INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+
+MIGRATIONS: list[str] = [_V1]
+"""SQL scripts; entry ``i`` migrates schema version ``i`` to ``i + 1``."""
+
+
+def connect(path: Path, synchronous: Synchronous = "normal") -> sqlite3.Connection:
+    """Open (creating if needed) the database at ``path``, configured and migrated.
+
+    WAL journal, the given ``synchronous`` mode, foreign keys on, a busy timeout, and
+    autocommit mode so that :func:`transaction` controls every transaction explicitly.
+    """
+    if synchronous not in ("normal", "full"):
+        raise ValueError(f"synchronous must be 'normal' or 'full', not {synchronous!r}")
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("PRAGMA busy_timeout = 5000")
+        migrate(db)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    """Bring the schema up to date; return the resulting version.
+
+    Refuses a database written by a newer version of the hub.
+    """
+    (version,) = db.execute("PRAGMA user_version").fetchone()
+    if version > len(MIGRATIONS):
+        raise RuntimeError(f"database schema version {version} is newer than this hub")
+    for target in range(version + 1, len(MIGRATIONS) + 1):
+        with transaction(db):
+            for statement in _statements(MIGRATIONS[target - 1]):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {target}")
+    return len(MIGRATIONS)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration script into statements (scripts hold no ``;`` inside literals)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            yield statement
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """Run the block in one write transaction: committed on success, rolled back on error."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")

@@ -1,0 +1,402 @@
+"""The embedded Store: social data in SQLite (see ``sqlite_schema`` for the tables).
+
+Calls are synchronous inside the async methods: every statement is an indexed lookup or a
+bounded range scan, so they are fast enough to run on the event loop. Each write method
+runs in one transaction that is committed before it returns.
+
+Page cursors are ``str(id)`` of the last item's key (post id, follow id, notification id);
+pages are keyset-paginated (``id < before`` newest first, ``id > before`` for replies).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from hub.backends.base import CursorError, MissingRecord
+from hub.backends.sqlite_schema import transaction
+from hub.records import Notification, Page, Post, Profile
+
+__all__ = ["SqliteStore"]
+
+T = TypeVar("T")
+Row = tuple[Any, ...]
+
+_NO_BOUND = 2**63 - 1
+_PROFILE = "p.id, p.name, p.bio, p.created_at, p.followers, p.following, p.posts"
+_POST = (
+    "p.id, p.author, p.text, p.created_at, p.edited_at, p.reply_to, p.root, p.tags,"
+    " p.mentions, p.likes, p.replies, p.deleted"
+)
+_NOTIFICATION = "id, user, kind, actor, post, created_at, read"
+
+
+def _profile(row: Row) -> Profile:
+    return Profile(*row)
+
+
+def _post(row: Row) -> Post:
+    pid, author, text, created, edited, reply_to, root, tags, mentions, likes, replies, gone = row
+    return Post(
+        id=pid,
+        author=author,
+        text=text,
+        created_at=created,
+        edited_at=edited,
+        reply_to=reply_to,
+        root=root,
+        tags=tuple(tags.split()),
+        mentions=tuple(mentions.split()),
+        likes=likes,
+        replies=replies,
+        deleted=bool(gone),
+    )
+
+
+def _notification(row: Row) -> Notification:
+    nid, user, kind, actor, post, created, read = row
+    return Notification(nid, user, kind, actor, post, created, bool(read))
+
+
+def _cursor_id(cursor: str | None, default: int) -> int:
+    """The id a page cursor stands for (``default`` when there is no cursor)."""
+    if cursor is None:
+        return default
+    if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 18):
+        raise CursorError(f"not a page cursor of this store: {cursor!r}")
+    return int(cursor)
+
+
+def _page(rows: list[Row], limit: int, convert: Callable[[Row], T]) -> Page[T]:
+    """A page from up to ``limit + 1`` rows whose first column is the cursor key."""
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = tuple(convert(row[1:]) for row in rows)
+    return Page(items, str(rows[-1][0]) if more and rows else None)
+
+
+class SqliteStore:
+    """Store implementation on one SQLite connection (see :class:`hub.backends.base.Store`)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    # -- profiles and follows ------------------------------------------------------------
+
+    def _profile(self, user: str) -> Profile | None:
+        row = self._db.execute(f"SELECT {_PROFILE} FROM profiles p WHERE id = ?", (user,))
+        found = row.fetchone()
+        return None if found is None else _profile(found)
+
+    async def ensure_profile(self, user: str, now: int) -> Profile:
+        """Return the user's profile, creating it (name = user id) on first sight."""
+        found = self._profile(user)
+        if found is not None:
+            return found
+        with transaction(self._db) as db:
+            db.execute(
+                "INSERT OR IGNORE INTO profiles (id, name, created_at) VALUES (?, ?, ?)",
+                (user, user, now),
+            )
+        return self._existing_profile(user)
+
+    def _existing_profile(self, user: str) -> Profile:
+        found = self._profile(user)
+        if found is None:
+            raise MissingRecord(f"no user {user!r}")
+        return found
+
+    async def get_profile(self, user: str) -> Profile | None:
+        """Return the user's profile, or None when the user is unknown."""
+        return self._profile(user)
+
+    async def update_profile(self, user: str, name: str | None, bio: str | None) -> Profile:
+        """Change the name and/or bio (None keeps the current value); return the profile."""
+        with transaction(self._db) as db:
+            db.execute(
+                "UPDATE profiles SET name = coalesce(?, name), bio = coalesce(?, bio) WHERE id = ?",
+                (name, bio, user),
+            )
+        return self._existing_profile(user)
+
+    def _adjust_follow_counts(self, follower: str, followee: str, delta: int) -> None:
+        self._db.execute(
+            "UPDATE profiles SET following = following + ? WHERE id = ?", (delta, follower)
+        )
+        self._db.execute(
+            "UPDATE profiles SET followers = followers + ? WHERE id = ?", (delta, followee)
+        )
+
+    async def follow(self, follower: str, followee: str, now: int) -> bool:
+        """Make ``follower`` follow ``followee``; True when newly following."""
+        try:
+            with transaction(self._db) as db:
+                added = db.execute(
+                    "INSERT OR IGNORE INTO follows (follower, followee, created_at)"
+                    " VALUES (?, ?, ?)",
+                    (follower, followee, now),
+                ).rowcount
+                if added:
+                    self._adjust_follow_counts(follower, followee, 1)
+        except sqlite3.IntegrityError as exc:
+            raise MissingRecord(f"no user {follower!r} or {followee!r}") from exc
+        return added == 1
+
+    async def unfollow(self, follower: str, followee: str) -> bool:
+        """Stop following; True when ``follower`` was following ``followee``."""
+        with transaction(self._db) as db:
+            removed = db.execute(
+                "DELETE FROM follows WHERE follower = ? AND followee = ?", (follower, followee)
+            ).rowcount
+            if removed:
+                self._adjust_follow_counts(follower, followee, -1)
+        return removed == 1
+
+    async def followee_ids(self, user: str) -> list[str]:
+        """The ids of everyone ``user`` follows."""
+        rows = self._db.execute("SELECT followee FROM follows WHERE follower = ?", (user,))
+        return [followee for (followee,) in rows]
+
+    def _follow_page(self, side: str, user: str, before: str | None, limit: int) -> Page[Profile]:
+        """Profiles on the other ``side`` of ``user``'s follows, most recent first."""
+        other = "follower" if side == "followee" else "followee"
+        rows = self._db.execute(
+            f"SELECT f.id, {_PROFILE} FROM follows f JOIN profiles p ON p.id = f.{other}"
+            f" WHERE f.{side} = ? AND f.id < ? ORDER BY f.id DESC LIMIT ?",
+            (user, _cursor_id(before, _NO_BOUND), limit + 1),
+        ).fetchall()
+        return _page(rows, limit, _profile)
+
+    async def followers_page(self, user: str, before: str | None, limit: int) -> Page[Profile]:
+        """The profiles following ``user``, most recent follow first."""
+        return self._follow_page("followee", user, before, limit)
+
+    async def following_page(self, user: str, before: str | None, limit: int) -> Page[Profile]:
+        """The profiles ``user`` follows, most recent follow first."""
+        return self._follow_page("follower", user, before, limit)
+
+    # -- posts ---------------------------------------------------------------------------
+
+    def _post(self, post_id: int) -> Post | None:
+        found = self._db.execute(
+            f"SELECT {_POST} FROM posts p WHERE id = ? AND deleted = 0", (post_id,)
+        ).fetchone()
+        return None if found is None else _post(found)
+
+    def _existing_post(self, post_id: int) -> Post:
+        found = self._post(post_id)
+        if found is None:
+            raise MissingRecord(f"no post {post_id}")
+        return found
+
+    def _set_tags(self, post_id: int, tags: Sequence[str]) -> None:
+        self._db.execute("DELETE FROM post_tags WHERE post_id = ?", (post_id,))
+        self._db.executemany(
+            "INSERT OR IGNORE INTO post_tags (tag, post_id) VALUES (?, ?)",
+            [(tag, post_id) for tag in tags],
+        )
+
+    def _bump(self, table: str, column: str, key: object, delta: int) -> None:
+        """Add ``delta`` to a counter column of an existing (for posts: live) row."""
+        live = " AND deleted = 0" if table == "posts" and delta > 0 else ""
+        changed = self._db.execute(
+            f"UPDATE {table} SET {column} = {column} + ? WHERE id = ?{live}", (delta, key)
+        ).rowcount
+        if not changed:
+            raise MissingRecord(f"no row {key!r} in {table}")
+
+    async def create_post(  # noqa: PLR0917 - the contract's positional signature
+        self,
+        author: str,
+        text: str,
+        reply_to: int | None,
+        root: int | None,
+        tags: Sequence[str],
+        mentions: Sequence[str],
+        now: int,
+    ) -> Post:
+        """Store a new post (bumping the parent's reply count for a reply); return it."""
+        with transaction(self._db) as db:
+            self._bump("profiles", "posts", author, 1)
+            if reply_to is not None:
+                self._bump("posts", "replies", reply_to, 1)
+            post_id = db.execute(
+                "INSERT INTO posts (author, text, created_at, reply_to, root, tags, mentions)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (author, text, now, reply_to, root, " ".join(tags), " ".join(mentions)),
+            ).lastrowid
+            assert post_id is not None
+            self._set_tags(post_id, tags)
+        return self._existing_post(post_id)
+
+    async def get_post(self, post_id: int) -> Post | None:
+        """The post, or None when it does not exist or was deleted."""
+        return self._post(post_id)
+
+    async def edit_post(
+        self, post_id: int, text: str, tags: Sequence[str], mentions: Sequence[str], now: int
+    ) -> Post:
+        """Replace the text, tags and mentions of a post; return the edited post."""
+        with transaction(self._db) as db:
+            changed = db.execute(
+                "UPDATE posts SET text = ?, tags = ?, mentions = ?, edited_at = ?"
+                " WHERE id = ? AND deleted = 0",
+                (text, " ".join(tags), " ".join(mentions), now, post_id),
+            ).rowcount
+            if not changed:
+                raise MissingRecord(f"no post {post_id}")
+            self._set_tags(post_id, tags)
+        return self._existing_post(post_id)
+
+    async def delete_post(self, post_id: int) -> Post:
+        """Soft-delete a post (its id is never reused); return it with ``deleted`` set."""
+        post = self._existing_post(post_id)
+        with transaction(self._db) as db:
+            db.execute("UPDATE posts SET deleted = 1 WHERE id = ?", (post_id,))
+            db.execute("DELETE FROM post_tags WHERE post_id = ?", (post_id,))
+            self._bump("profiles", "posts", post.author, -1)
+            if post.reply_to is not None:
+                self._bump("posts", "replies", post.reply_to, -1)
+        return dataclasses.replace(post, deleted=True)
+
+    async def like(self, user: str, post_id: int) -> tuple[bool, int]:
+        """Like a post (idempotent); return (changed?, like count now)."""
+        return self._set_like(
+            user, post_id, "INSERT OR IGNORE INTO likes (post_id, user) VALUES (?, ?)", 1
+        )
+
+    async def unlike(self, user: str, post_id: int) -> tuple[bool, int]:
+        """Withdraw a like (idempotent); return (changed?, like count now)."""
+        return self._set_like(user, post_id, "DELETE FROM likes WHERE post_id = ? AND user = ?", -1)
+
+    def _set_like(self, user: str, post_id: int, statement: str, delta: int) -> tuple[bool, int]:
+        """Run the like/unlike ``statement``; keep the post's counter in step."""
+        self._existing_post(post_id)
+        try:
+            with transaction(self._db) as db:
+                changed = db.execute(statement, (post_id, user)).rowcount == 1
+                if changed:
+                    db.execute("UPDATE posts SET likes = likes + ? WHERE id = ?", (delta, post_id))
+        except sqlite3.IntegrityError as exc:
+            raise MissingRecord(f"no user {user!r}") from exc
+        return changed, self._existing_post(post_id).likes
+
+    # -- feeds ---------------------------------------------------------------------------
+
+    def _posts_page(
+        self,
+        where: str,
+        args: tuple[object, ...],
+        before: str | None,
+        limit: int,
+        order: str = "DESC",
+    ) -> Page[Post]:
+        """Live posts matching ``where`` past the cursor, keyed and ordered by id."""
+        bound = _cursor_id(before, _NO_BOUND if order == "DESC" else 0)
+        op = "<" if order == "DESC" else ">"
+        rows = self._db.execute(
+            f"SELECT p.id, {_POST} FROM posts p WHERE {where} AND p.deleted = 0"
+            f" AND p.id {op} ? ORDER BY p.id {order} LIMIT ?",
+            (*args, bound, limit + 1),
+        ).fetchall()
+        return _page(rows, limit, _post)
+
+    async def home_page(self, user: str, before: str | None, limit: int) -> Page[Post]:
+        """Posts of ``user`` and their followees, newest first.
+
+        Merge on read: the embedded store keeps no per-user feed. It takes the newest
+        ``limit + 1`` ids of each author through the ``(author, deleted, id)`` index and
+        merges them, so a page costs O(followees x limit) index steps, independent of how
+        many posts those authors have.
+        """
+        bound = _cursor_id(before, _NO_BOUND)
+        authors = [user, *await self.followee_ids(user)]
+        newest: list[int] = []
+        for author in authors:
+            newest.extend(
+                pid
+                for (pid,) in self._db.execute(
+                    "SELECT id FROM posts WHERE author = ? AND deleted = 0 AND id < ?"
+                    " ORDER BY id DESC LIMIT ?",
+                    (author, bound, limit + 1),
+                )
+            )
+        ids = heapq.nlargest(limit + 1, newest)
+        marks = ",".join("?" * len(ids))
+        return self._posts_page(f"p.id IN ({marks})", tuple(ids), None, limit)
+
+    async def user_page(self, user: str, before: str | None, limit: int) -> Page[Post]:
+        """Posts of ``user``, newest first."""
+        return self._posts_page("p.author = ?", (user,), before, limit)
+
+    async def public_page(self, before: str | None, limit: int) -> Page[Post]:
+        """All posts, newest first."""
+        return self._posts_page("1", (), before, limit)
+
+    async def hashtag_page(self, tag: str, before: str | None, limit: int) -> Page[Post]:
+        """Posts carrying ``tag``, newest first."""
+        rows = self._db.execute(
+            f"SELECT t.post_id, {_POST} FROM post_tags t JOIN posts p ON p.id = t.post_id"
+            " WHERE t.tag = ? AND t.post_id < ? AND p.deleted = 0"
+            " ORDER BY t.post_id DESC LIMIT ?",
+            (tag, _cursor_id(before, _NO_BOUND), limit + 1),
+        ).fetchall()
+        return _page(rows, limit, _post)
+
+    async def replies_page(self, post_id: int, before: str | None, limit: int) -> Page[Post]:
+        """Direct replies to ``post_id``, oldest first."""
+        return self._posts_page("p.reply_to = ?", (post_id,), before, limit, order="ASC")
+
+    # -- notifications -------------------------------------------------------------------
+
+    async def add_notification(
+        self, user: str, kind: str, actor: str, post: int | None, now: int
+    ) -> Notification:
+        """Store an unread notification for ``user``; return it."""
+        try:
+            with transaction(self._db) as db:
+                row = db.execute(
+                    "INSERT INTO notifications (user, kind, actor, post, created_at)"
+                    f" VALUES (?, ?, ?, ?, ?) RETURNING {_NOTIFICATION}",
+                    (user, kind, actor, post, now),
+                ).fetchone()
+        except sqlite3.IntegrityError as exc:
+            raise MissingRecord(f"no user {user!r}/{actor!r} or post {post}") from exc
+        return _notification(row)
+
+    async def notifications_page(
+        self, user: str, before: str | None, limit: int
+    ) -> Page[Notification]:
+        """The user's notifications, newest first."""
+        rows = self._db.execute(
+            f"SELECT id, {_NOTIFICATION} FROM notifications WHERE user = ? AND id < ?"
+            " ORDER BY id DESC LIMIT ?",
+            (user, _cursor_id(before, _NO_BOUND), limit + 1),
+        ).fetchall()
+        return _page(rows, limit, _notification)
+
+    async def unread_count(self, user: str) -> int:
+        """How many of the user's notifications are unread."""
+        return self._unread(user)
+
+    def _unread(self, user: str) -> int:
+        (count,) = self._db.execute(
+            "SELECT count(*) FROM notifications WHERE user = ? AND read = 0", (user,)
+        ).fetchone()
+        return int(count)
+
+    async def mark_read(self, user: str, up_to: int | None) -> int:
+        """Mark notifications with id <= ``up_to`` (all when None) read; return unread count."""
+        with transaction(self._db) as db:
+            db.execute(
+                "UPDATE notifications SET read = 1 WHERE user = ? AND read = 0 AND id <= ?",
+                (user, _NO_BOUND if up_to is None else up_to),
+            )
+        return self._unread(user)
+
+    async def close(self) -> None:
+        """Close the connection (shared with the change log of the same backend)."""
+        self._db.close()

@@ -1,0 +1,29 @@
+"""Fire-and-forget tasks kept referenced until they finish, and awaitable at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
+
+__all__ = ["Background"]
+
+
+class Background:
+    """A set of background tasks: :meth:`spawn` starts one, :meth:`wait` lets them finish."""
+
+    __slots__ = ("_tasks",)
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` as a task, holding a reference so it is not collected mid-way."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def wait(self) -> None:
+        """Wait for every task still running (their exceptions are theirs to log)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

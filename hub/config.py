@@ -1,0 +1,158 @@
+"""Node settings: one table drives the ``serve`` flags, ``HUBBUB_*`` variables and defaults.
+
+Each :class:`Option` names a flag (``--outbox-limit``), the environment variable that
+sets it when the flag is absent (``HUBBUB_OUTBOX_LIMIT``) and its default. A flag
+beats the environment, which beats the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = ["OPTIONS", "Option", "Settings", "add_arguments", "settings_from_args"]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a node needs to run; see :data:`OPTIONS` for what each field means."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    data_dir: Path = Path("hubbub-data")
+    secret: str | None = None
+    dev: bool = False
+    sync: Literal["normal", "full"] = "normal"
+    redis_url: str | None = None
+    demo: bool = True
+    max_frame: int = 64 * 1024
+    outbox_limit: int = 4 * 1024 * 1024
+    request_rate: float = 100.0
+    request_burst: float = 200.0
+    write_rate: float = 10.0
+    write_burst: float = 30.0
+    flood_strikes: int = 50
+    garbage_strikes: int = 10
+    auth_timeout: float = 10.0
+    presence_grace: float = 5.0
+    presence_ttl: float = 15.0
+    fanout_limit: int = 10_000
+    counts_window: float = 0.25
+    retention_seconds: int = 900
+    retention_per_log: int = 1000
+    prune_interval: float = 60.0
+    drain_timeout: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One setting as the command line and the environment see it."""
+
+    field: str
+    help: str
+    parse: Callable[[str], Any] = str
+    flag_name: str | None = None
+
+    @property
+    def flag(self) -> str:
+        """The command-line flag, e.g. ``--data-dir``."""
+        return "--" + (self.flag_name or self.field.replace("_", "-"))
+
+    @property
+    def env(self) -> str:
+        """The environment variable, e.g. ``HUBBUB_DATA_DIR``."""
+        return "HUBBUB_" + self.field.upper()
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected true/false, got {text!r}")
+
+
+_SYNC_MODES: dict[str, Literal["normal", "full"]] = {"normal": "normal", "full": "full"}
+
+
+def _parse_sync(text: str) -> Literal["normal", "full"]:
+    try:
+        return _SYNC_MODES[text]
+    except KeyError:
+        raise ValueError("expected 'normal' or 'full'") from None
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("host", "interface to listen on (0.0.0.0 for all)"),
+    Option("port", "TCP port for WebSocket and HTTP (0 picks a free one)", int),
+    Option("data_dir", "directory of the embedded store and the token secret", Path),
+    Option("secret", "HS256 secret that signs tokens (default: one kept in the data dir)"),
+    Option("dev", "development mode: the hub hands out tokens at /dev/token", _parse_bool),
+    Option(
+        "sync", "SQLite durability: 'normal' survives a crash, 'full' a power loss", _parse_sync
+    ),
+    Option(
+        "redis_url",
+        "Redis URL (redis://host:port/db): share one world across nodes (default: embedded)",
+        flag_name="redis",
+    ),
+    Option("demo", "serve the demo web app at / (false to turn it off)", _parse_bool),
+    Option("max_frame", "largest frame a client may send, in bytes", int),
+    Option("outbox_limit", "bytes queued for one slow client before it is cut with 4001", int),
+    Option("request_rate", "requests per second allowed per connection", float),
+    Option("request_burst", "burst of requests allowed per connection", float),
+    Option("write_rate", "writes (post, like, follow, ...) per second per connection", float),
+    Option("write_burst", "burst of writes allowed per connection", float),
+    Option("flood_strikes", "rate_limited replies in a row before closing with 4502", int),
+    Option("garbage_strikes", "undecodable frames before closing with 4501", int),
+    Option("auth_timeout", "seconds a new connection has to authenticate", float),
+    Option("presence_grace", "seconds offline before followers see it (no flapping)", float),
+    Option("presence_ttl", "with --redis: seconds until a dead node's users go offline", float),
+    Option("fanout_limit", "with --redis: followers from which posts are merged on read", int),
+    Option("counts_window", "seconds over which like-count updates are coalesced", float),
+    Option("retention_seconds", "resume window: seconds of changes kept", int),
+    Option("retention_per_log", "resume window: newest changes kept per log, whatever age", int),
+    Option("prune_interval", "seconds between change-log prunes", float),
+    Option("drain_timeout", "seconds SIGTERM waits for clients to take their last frames", float),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per :data:`OPTIONS` entry, documenting its variable and default."""
+    defaults = Settings()
+    for option in OPTIONS:
+        default = getattr(defaults, option.field)
+        kind = "flag" if option.parse is _parse_bool else "value"
+        parser.add_argument(
+            option.flag,
+            dest=option.field,
+            metavar=None if kind == "flag" else option.field.upper(),
+            default=None,
+            type=option.parse,
+            nargs="?" if kind == "flag" else None,
+            const=True if kind == "flag" else None,
+            help=f"{option.help} [env {option.env}; default {default}]",
+        )
+
+
+def settings_from_args(
+    args: argparse.Namespace, environ: Mapping[str, str] = os.environ
+) -> Settings:
+    """Build :class:`Settings` from parsed flags, falling back to ``HUBBUB_*`` variables."""
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        value = getattr(args, option.field, None)
+        if value is None and option.env in environ:
+            try:
+                value = option.parse(environ[option.env])
+            except ValueError as exc:
+                raise SystemExit(f"hubbub: bad {option.env}: {exc}") from exc
+        if value is not None:
+            values[option.field] = value
+    known = {f.name for f in fields(Settings)}
+    return Settings(**{k: v for k, v in values.items() if k in known})

@@ -1,0 +1,81 @@
+"""Plain HTTP on the WebSocket port: health, readiness, metrics and dev tokens.
+
+``websockets`` calls :func:`HttpRoutes.process_request` for every incoming request;
+returning ``None`` lets a WebSocket handshake continue, returning a response answers
+plain HTTP.
+"""
+
+from __future__ import annotations
+
+import http
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from hub.demo import demo_response
+from hub.metrics import CONTENT_TYPE_LATEST
+from hub.tokens import TokenError, issue_token
+
+if TYPE_CHECKING:
+    from hub.node import Node
+
+__all__ = ["HttpRoutes"]
+
+
+def _response(status: http.HTTPStatus, body: bytes, content_type: str) -> Response:
+    headers = Headers(
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+        ]
+    )
+    return Response(status.value, status.phrase, headers, body)
+
+
+def _text(status: http.HTTPStatus, text: str) -> Response:
+    return _response(status, text.encode() + b"\n", "text/plain; charset=utf-8")
+
+
+class HttpRoutes:
+    """Answers the node's HTTP endpoints."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+
+    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Answer plain HTTP, or return ``None`` to continue a WebSocket handshake."""
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            if not self._node.ready:
+                return _text(http.HTTPStatus.SERVICE_UNAVAILABLE, "node not ready; retry")
+            return None
+        url = urlsplit(request.path)
+        if url.path == "/healthz":
+            return _text(http.HTTPStatus.OK, "ok")
+        if url.path == "/readyz":
+            if self._node.ready:
+                return _text(http.HTTPStatus.OK, "ready")
+            return _text(http.HTTPStatus.SERVICE_UNAVAILABLE, "not ready")
+        if url.path == "/metrics":
+            return _response(http.HTTPStatus.OK, self._node.metrics.render(), CONTENT_TYPE_LATEST)
+        if url.path == "/dev/token" and self._node.settings.dev:
+            return self._dev_token(parse_qs(url.query).get("user", [""])[0])
+        if self._node.settings.demo and (page := demo_response(url.path, request.headers)):
+            return page
+        return _text(
+            http.HTTPStatus.NOT_FOUND,
+            "not found: connect a WebSocket with subprotocol hubbub.v1.json or "
+            "hubbub.v1.msgpack, or GET /healthz, /readyz, /metrics",
+        )
+
+    def _dev_token(self, user: str) -> Response:
+        try:
+            token = issue_token(user, self._node.secret)
+        except TokenError as exc:
+            return _text(http.HTTPStatus.BAD_REQUEST, str(exc))
+        body = orjson.dumps({"user": user, "token": token})
+        return _response(http.HTTPStatus.OK, body, "application/json")

@@ -1,0 +1,277 @@
+"""One hub node: the WebSocket server, its sessions, and the seams it runs on.
+
+The path of a post through the node (DESIGN.md section 2):
+
+1. :class:`hub.session.Session` decodes and validates the request;
+2. :class:`hub.handlers.Handlers` calls the domain (:class:`hub.social.SocialService`),
+   which writes the store and appends the change log (which assigns the cursor);
+3. the session queues the acknowledgement;
+4. :meth:`Node.publish` publishes the change once on the bus;
+5. :meth:`Node._on_bus` (every node's bus listener) hands it to :class:`hub.fanout.LocalFanout`;
+6. the fan-out encodes each event once per codec and queues the same bytes on each
+   recipient's :class:`hub.outbox.Outbox`;
+7. :class:`hub.outbox.Flusher` writes each outbox once per flush (a loop tick, or up to
+   10 ms later under load), sharing framed bytes between outboxes with the same messages.
+
+With ``--redis`` the seams are shared (``hub.backends.redis_*``): the fan-out watches on
+the bus only the route keys of this node's sessions; a follow made on any node arrives
+as a :class:`~hub.backends.base.FollowChange` and a bus reconnect as a
+:class:`~hub.backends.base.BusGap`, and both make the affected sessions hold live events
+and catch up from the change log (:meth:`Node._catch_up`). The node is ready only while
+the shared backend is reachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable, Sequence
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+
+from hub.backends.base import BusGap, BusMessage, FollowChange
+from hub.backends.bundle import Backends, open_embedded, open_redis
+from hub.background import Background
+from hub.config import Settings
+from hub.counters import CountCoalescer
+from hub.fanout import LocalFanout, route_keys
+from hub.handlers import Handlers
+from hub.http import HttpRoutes
+from hub.metrics import NodeMetrics
+from hub.outbox import Flusher
+from hub.presence import PresenceAnnouncer
+from hub.records import Change, PresenceChange
+from hub.routing import follow_key
+from hub.session import Session
+from hub.social import SocialService
+from hub.tokens import load_or_create_secret
+from protocol import CODECS, Event, EventType, PreparedEvent, codec_for_subprotocol
+from protocol.errors import CloseCode
+
+__all__ = ["Node"]
+
+log = logging.getLogger(__name__)
+
+CATCH_UP_SETTLE = 10.0
+"""Seconds a catch-up waits for the bus to subscribe before it replays anyway."""
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Node:
+    """A running hub node; create with :meth:`start`, stop with :meth:`drain`."""
+
+    def __init__(self, settings: Settings, backends: Backends) -> None:
+        self.settings = settings
+        self.store = backends.store
+        self.changelog = backends.changelog
+        self.bus = backends.bus
+        self._backends = backends
+        self.secret = settings.secret or load_or_create_secret(settings.data_dir)
+        self.metrics = NodeMetrics()
+        self.service = SocialService(self.store, self.changelog, _now_ms)
+        self.fanout = LocalFanout(self.bus.watch, self.bus.unwatch)
+        self.flusher = Flusher(asyncio.get_running_loop(), self.metrics.frames_out.inc)
+        self.presence = PresenceAnnouncer(
+            backends.presence, self.bus.publish, settings.presence_grace
+        )
+        self.coalescer = CountCoalescer(settings.counts_window, self._publish_counts)
+        self.handlers = Handlers(self)
+        self._ready = False
+        self._catching_up = Background()
+        self._sessions: dict[str, set[Session]] = {}
+        self._server: Server | None = None
+        self._pruner: asyncio.Task[None] | None = None
+        self.bus.subscribe(self._on_bus)
+
+    @classmethod
+    async def start(cls, settings: Settings) -> Node:
+        """Open the configured backend (Redis with ``redis_url``, else embedded), listen,
+        and return the running node."""
+        if settings.redis_url:
+            backends = await open_redis(
+                settings.redis_url,
+                route_keys=route_keys,
+                retention_seconds=settings.retention_seconds,
+                retention_per_log=settings.retention_per_log,
+                fanout_limit=settings.fanout_limit,
+                presence_ttl=settings.presence_ttl,
+            )
+        else:
+            backends = await open_embedded(
+                settings.data_dir,
+                synchronous=settings.sync,
+                retention_seconds=settings.retention_seconds,
+                retention_per_log=settings.retention_per_log,
+            )
+        node = cls(settings, backends)
+        await node._listen()
+        return node
+
+    async def _listen(self) -> None:
+        routes = HttpRoutes(self)
+        self._server = await serve(
+            self._connection,
+            self.settings.host,
+            self.settings.port,
+            subprotocols=list(CODECS),  # type: ignore[arg-type]
+            process_request=routes.process_request,
+            compression=None,
+            max_size=self.settings.max_frame,
+            max_queue=4,
+            close_timeout=2,
+        )
+        self._pruner = asyncio.get_running_loop().create_task(self._prune_forever())
+        self._ready = True
+
+    @property
+    def ready(self) -> bool:
+        """Whether the node takes connections: listening and its backend reachable."""
+        return self._ready and self._backends.healthy()
+
+    @ready.setter
+    def ready(self, value: bool) -> None:
+        self._ready = value
+
+    @property
+    def port(self) -> int:
+        """The TCP port the node listens on."""
+        assert self._server is not None
+        sockets = self._server.sockets
+        return int(sockets[0].getsockname()[1])
+
+    # -- sessions -----------------------------------------------------------------
+
+    async def _connection(self, connection: ServerConnection) -> None:
+        codec = codec_for_subprotocol(str(connection.subprotocol))
+        await Session(self, connection, codec).run()
+
+    async def session_started(self, session: Session) -> None:
+        """A session authenticated: count it and announce its user online if new."""
+        self._sessions.setdefault(session.user, set()).add(session)
+        self.metrics.connections.inc()
+        await self.presence.connected(session.user)
+
+    async def session_ended(self, session: Session) -> None:
+        """An authenticated session ended: unfile it and start the offline grace period."""
+        self.fanout.remove(session, session.keys)
+        sessions = self._sessions.get(session.user, set())
+        sessions.discard(session)
+        if not sessions:
+            self._sessions.pop(session.user, None)
+        self.metrics.connections.dec()
+        await self.presence.disconnected(session.user)
+
+    def local_sessions(self, user: str) -> list[Session]:
+        """This node's sessions of ``user``."""
+        return list(self._sessions.get(user, ()))
+
+    def all_sessions(self) -> Iterable[Session]:
+        """Every authenticated session on this node."""
+        for sessions in list(self._sessions.values()):
+            yield from list(sessions)
+
+    # -- the live path ------------------------------------------------------------
+
+    async def publish(self, changes: Sequence[Change]) -> None:
+        """Publish acknowledged changes once each on the bus."""
+        for change in changes:
+            await self.bus.publish(change)
+
+    def _on_bus(self, message: BusMessage) -> None:
+        if isinstance(message, FollowChange):
+            self._refollow(message)
+            return
+        if isinstance(message, BusGap):
+            self._catch_up(list(self.all_sessions()), message.after)
+            return
+        if isinstance(message, PresenceChange):
+            delivered = self.fanout.deliver_presence(message)
+        else:
+            delivered = self.fanout.deliver(message)
+        self.metrics.deliveries.inc(delivered)
+        self.metrics.messages_out.inc(delivered)
+
+    def refile_follow(self, follower: str, followee: str, following: bool) -> list[Session]:
+        """File (or unfile) this node's sessions of ``follower`` under the followee's key;
+        return those sessions."""
+        sessions = self.local_sessions(follower)
+        key = [follow_key(followee)]
+        for session in sessions:
+            if following:
+                session.add_keys(key)
+            else:
+                session.remove_keys(key)
+        return sessions
+
+    def _refollow(self, change: FollowChange) -> None:
+        """A follow or unfollow (made on any node): update this node's sessions of the
+        follower; after a follow they catch up on what the new key's subscription missed."""
+        sessions = self.refile_follow(change.follower, change.followee, change.following)
+        if change.following:
+            self._catch_up(sessions, change.after)
+
+    def _catch_up(self, sessions: list[Session], after: int) -> None:
+        """Hold ``sessions``' live events now; replay the log after ``after`` once the
+        bus has subscribed everything, then release (see :meth:`Session.catch_up`)."""
+        if not sessions:
+            return
+        for session in sessions:
+            session.hold()
+        self._catching_up.spawn(self._replay_sessions(sessions, after))
+
+    async def _replay_sessions(self, sessions: list[Session], after: int) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CATCH_UP_SETTLE):
+                await self.bus.settled()
+        for session in sessions:
+            await session.catch_up(after)
+
+    async def _publish_counts(self, post_id: int) -> None:
+        outcome = await self.service.counts_change(post_id)
+        await self.publish(outcome.changes)
+
+    async def _prune_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.prune_interval)
+            try:
+                pruned = await self.changelog.prune(_now_ms())
+            except Exception:
+                log.exception("pruning the change log failed")
+            else:
+                log.debug("pruned %d changes", pruned)
+
+    # -- shutdown -----------------------------------------------------------------
+
+    async def drain(self) -> None:
+        """Stop accepting, tell clients to reconnect elsewhere, flush, close the store.
+
+        Every open connection gets a ``notice`` event and then close code 4000
+        (draining), so clients reconnect, to another node if there is one, and resume.
+        """
+        self._ready = False
+        await self.coalescer.close()
+        notice = PreparedEvent(
+            Event(
+                EventType.NOTICE,
+                None,
+                {"kind": "draining", "message": "node shutting down; reconnect and resume"},
+            )
+        )
+        for session in self.all_sessions():
+            session.send_event(None, notice)
+            self.metrics.closes.labels(str(CloseCode.DRAINING.value)).inc()
+        self.flusher.flush()
+        if self._server is not None:
+            self._server.close(code=CloseCode.DRAINING, reason="draining: reconnect and resume")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.drain_timeout):
+                    await self._server.wait_closed()
+        if self._pruner is not None:
+            self._pruner.cancel()
+        await self.presence.flush()
+        await self._backends.close()

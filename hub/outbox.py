@@ -1,0 +1,181 @@
+"""Bounded per-connection outboxes, flushed with one write per connection per flush.
+
+Theory of operation: the fan-out and the session push already-encoded messages
+(``bytes`` shared by every recipient) into a connection's :class:`Outbox`. The first
+push marks the outbox dirty with its :class:`Flusher`, which schedules one flush for
+all dirty outboxes. A flush joins each outbox's pending messages into as few frames as
+the batch limits allow (usually one), frames them as WebSocket frames and writes them
+to the socket without awaiting.
+
+Two things make a flush cheap when thousands of connections receive the same events:
+
+- frames are *shared*: outboxes holding the same sequence of messages (the same
+  ``bytes`` objects, as after a burst from one author) get the same framed bytes, built
+  once per flush and written with one ``transport.write`` per connection;
+- flushes *pace themselves*: after a flush that took ``d`` seconds the next one waits
+  about ``d`` (at most :data:`MAX_FLUSH_DELAY`), so under load messages coalesce into
+  bigger batches and fewer writes, while an idle node flushes on the next loop tick.
+
+An outbox whose pending bytes, or the socket's unsent bytes after a flush, pass its
+limit is *overflowed*: it drops what it holds and calls ``on_overflow`` (the session
+closes the connection with ``slow``), so a slow reader never holds memory hostage or
+delays anyone else.
+
+Frames are written straight to the transport, bypassing ``websockets``' own send path:
+that is safe because the server runs without compression and only whole frames are
+written, so they interleave cleanly with the library's own (pings, close).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from websockets.asyncio.connection import Connection
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+
+from protocol import Codec
+from protocol.limits import MAX_BATCH, MAX_SERVER_FRAME_BYTES
+
+__all__ = ["MAX_FLUSH_DELAY", "Flusher", "Outbox"]
+
+MAX_FLUSH_DELAY = 0.010
+"""Longest a flush waits to let messages coalesce after a slow flush, in seconds."""
+
+SharedFrames = dict[tuple[bool, tuple[int, ...]], tuple[bytes, list[bytes]]]
+"""Framed bytes of this flush, by (binary?, ids of the messages they hold).
+
+Each entry also keeps its messages alive, so their ids cannot be reused meanwhile."""
+
+
+class Flusher:
+    """Flushes every outbox that received messages since the last flush, once."""
+
+    __slots__ = ("_count_frames", "_delay", "_dirty", "_loop", "_scheduled")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, count_frames: Callable[[int], object]
+    ) -> None:
+        self._loop = loop
+        self._count_frames = count_frames
+        self._dirty: list[Outbox] = []
+        self._scheduled = False
+        self._delay = 0.0
+
+    def mark(self, outbox: Outbox) -> None:
+        """Remember ``outbox`` for the next flush, scheduling one if none is pending."""
+        self._dirty.append(outbox)
+        if not self._scheduled:
+            self._scheduled = True
+            if self._delay:
+                self._loop.call_later(self._delay, self.flush)
+            else:
+                self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write what every dirty outbox holds; called by the loop, or directly to drain."""
+        started = time.perf_counter()
+        self._scheduled = False
+        dirty, self._dirty = self._dirty, []
+        shared: SharedFrames = {}
+        self._count_frames(sum(outbox.write_pending(shared) for outbox in dirty))
+        took = time.perf_counter() - started
+        self._delay = min(took, MAX_FLUSH_DELAY) if took > 0.001 else 0.0
+
+
+def _frame(codec: Codec, messages: list[bytes]) -> bytes:
+    opcode = Opcode.BINARY if codec.binary else Opcode.TEXT
+    return Frame(opcode, codec.join(messages)).serialize(mask=False)
+
+
+class Outbox:
+    """The messages waiting to be written to one connection."""
+
+    __slots__ = (
+        "_connection",
+        "_flusher",
+        "_pending",
+        "_pending_bytes",
+        "closed",
+        "codec",
+        "limit",
+        "on_overflow",
+    )
+
+    def __init__(
+        self,
+        connection: Connection,
+        codec: Codec,
+        flusher: Flusher,
+        limit: int,
+        on_overflow: Callable[[], None],
+    ) -> None:
+        self._connection = connection
+        self.codec = codec
+        self._flusher = flusher
+        self.limit = limit
+        self.on_overflow = on_overflow
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self.closed = False
+
+    def push(self, message: bytes) -> None:
+        """Queue one encoded message; overflow cuts the connection instead of queueing."""
+        if self.closed:
+            return
+        if not self._pending:
+            self._flusher.mark(self)
+        self._pending.append(message)
+        self._pending_bytes += len(message)
+        if self._pending_bytes > self.limit:
+            self.overflow()
+
+    def overflow(self) -> None:
+        """Cut this connection as too slow: drop what is pending and call ``on_overflow``."""
+        self.close()
+        self.on_overflow()
+
+    def close(self) -> None:
+        """Drop whatever is pending and refuse further pushes."""
+        self.closed = True
+        self._pending = []
+        self._pending_bytes = 0
+
+    def write_pending(self, shared: SharedFrames) -> int:
+        """Write pending messages as batch frames; return how many frames were written.
+
+        ``shared`` caches framed bytes for the duration of one flush, so outboxes
+        holding the same messages share one frame.
+        """
+        pending = self._pending
+        if self.closed or not pending:
+            return 0
+        self._pending = []
+        self._pending_bytes = 0
+        connection = self._connection
+        if connection.protocol.state is not State.OPEN:
+            return 0
+        binary = self.codec.binary
+        frames = 0
+        start = 0
+        while start < len(pending):
+            end = start
+            size = 0
+            while end < len(pending) and end - start < MAX_BATCH:
+                size += len(pending[end]) + 1
+                if size > MAX_SERVER_FRAME_BYTES and end > start:
+                    break
+                end += 1
+            chunk = pending[start:end]
+            key = (binary, tuple(map(id, chunk)))
+            framed = shared.get(key)
+            if framed is None:
+                framed = shared[key] = (_frame(self.codec, chunk), chunk)
+            connection.transport.write(framed[0])
+            frames += 1
+            start = end
+        if connection.transport.get_write_buffer_size() > self.limit:
+            self.overflow()
+        return frames

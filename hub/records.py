@@ -1,0 +1,183 @@
+"""Records shared by the domain (``hub.social``) and the backends (``hub.backends``).
+
+Plain frozen dataclasses: stores return them, the domain reasons about them and
+``hub.social.wire`` turns them into wire maps. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+__all__ = [
+    "Change",
+    "ChangeKind",
+    "Interest",
+    "NewChange",
+    "Notification",
+    "Page",
+    "Post",
+    "PresenceChange",
+    "Profile",
+]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A user's public profile with its counters."""
+
+    id: str
+    name: str
+    bio: str
+    created_at: int
+    followers: int
+    following: int
+    posts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """A post or a reply; ``root`` is the first post of its thread (None for a top post)."""
+
+    id: int
+    author: str
+    text: str
+    created_at: int
+    edited_at: int | None
+    reply_to: int | None
+    root: int | None
+    tags: tuple[str, ...]
+    mentions: tuple[str, ...]
+    likes: int
+    replies: int
+    deleted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """Something that happened to ``user``: a follow, like, reply or mention by ``actor``."""
+
+    id: int
+    user: str
+    kind: str
+    actor: str
+    post: int | None
+    created_at: int
+    read: bool
+
+
+class ChangeKind(StrEnum):
+    """The kinds of change a change log holds."""
+
+    POST_CREATED = "post.created"
+    """A new post or reply; data is the full Post wire map."""
+    POST_EDITED = "post.edited"
+    """An edit; data is ``{id, text, tags, mentions, edited_at}``."""
+    POST_DELETED = "post.deleted"
+    """A deletion; data is ``{id}``."""
+    POST_COUNTS = "post.counts"
+    """New like/reply counters; data is ``{id, likes, replies}``."""
+    NOTIFICATION = "notification"
+    """A notification for ``recipient``; data is ``{notification, unread}``."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewChange:
+    """A change before the change log assigned its sequence number (see :class:`Change`)."""
+
+    log: str
+    kind: str
+    created_at: int
+    author: str
+    post: int | None
+    root: int | None
+    reply_to: int | None
+    tags: tuple[str, ...]
+    recipient: str | None
+    data: Mapping[str, Any]
+
+    def sequenced(self, seq: int) -> Change:
+        """This change with its global sequence number ``seq``."""
+        return Change(
+            seq=seq,
+            log=self.log,
+            kind=self.kind,
+            created_at=self.created_at,
+            author=self.author,
+            post=self.post,
+            root=self.root,
+            reply_to=self.reply_to,
+            tags=self.tags,
+            recipient=self.recipient,
+            data=self.data,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A durable change, as appended to a change log.
+
+    ``seq`` is the global increasing sequence (the wire cursor is ``str(seq)``); ``log`` is
+    ``"u:<author>"`` for post changes and ``"n:<user>"`` for notifications; ``data`` is the
+    wire payload of the event(s) the change yields.
+    """
+
+    seq: int
+    log: str
+    kind: str
+    created_at: int
+    author: str
+    post: int | None
+    root: int | None
+    reply_to: int | None
+    tags: tuple[str, ...]
+    recipient: str | None
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceChange:
+    """A user came online or went offline (ephemeral; never logged)."""
+
+    user: str
+    online: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a listing; ``next`` is the opaque cursor of the following page, or None."""
+
+    items: tuple[T, ...]
+    next: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Interest:
+    """What one connection wants to hear about.
+
+    ``authors`` holds the user's followees and the user; ``public`` asks for every post;
+    ``tags`` and ``threads`` are the subscribed hashtag and thread (post id) streams.
+    """
+
+    user: str
+    authors: frozenset[str]
+    public: bool
+    tags: frozenset[str]
+    threads: frozenset[int]
+
+    def matches(self, change: Change) -> bool:
+        """Whether ``change`` concerns this connection."""
+        if change.kind == ChangeKind.NOTIFICATION:
+            return change.recipient == self.user
+        if self.public or change.author in self.authors:
+            return True
+        if not self.tags.isdisjoint(change.tags):
+            return True
+        return any(
+            ref is not None and ref in self.threads
+            for ref in (change.root, change.reply_to, change.post)
+        )

@@ -1,0 +1,385 @@
+"""One authenticated WebSocket connection: decode, authenticate, dispatch, reply, resume.
+
+Theory of operation: a session starts *unauthenticated* and accepts only ``auth`` and
+``ping`` until ``auth_timeout`` passes (then it closes with 4003). A valid token makes
+it *live*: it is filed in the node's fan-out index under its route keys (its own user,
+the authors it follows, its streams) and live events flow into its outbox. Requests
+are handled one at a time, in order; bad input earns an error reply, and only
+persistent garbage (4501), persistent flooding (4502), a rejected token (4500) or an
+overflowing outbox (4001) ends the connection. During ``resume`` live events are *held*
+while the missed changes are read back, then released without duplicates.
+
+The same hold-replay-release runs without a request when a shared bus may have dropped
+messages (it reconnected) or a follow made on another node added a route key whose
+subscription may lag: the node calls :meth:`Session.hold` at the point after which every
+live event is newer than some sequence, then :meth:`Session.catch_up` replays the log
+from there. ``_floor`` is the sequence up to which this session is complete: live events
+at or below it are dropped, so a replay never repeats what was delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from hub.backends.base import BackendUnavailable
+from hub.outbox import Outbox
+from hub.ratelimit import TokenBucket
+from hub.routing import follow_key, interest_of, routes_for, stream_key, user_key
+from hub.social.errors import DomainError
+from hub.social.wire import profile_to_wire
+from hub.tokens import TokenError, verify_token
+from protocol import Codec, ErrorReply, Event, EventType, PreparedEvent, Reply, Request
+from protocol.errors import CloseCode, ErrorCode, ProtocolError
+from protocol.limits import MAX_RESUME_EVENTS
+
+if TYPE_CHECKING:
+    from hub.node import Node
+
+__all__ = ["Session"]
+
+log = logging.getLogger(__name__)
+
+WRITE_OPS = frozenset(
+    {"post", "edit", "delete", "like", "unlike", "follow", "unfollow", "profile.update"}
+)
+"""Operations that count against the stricter per-connection write rate."""
+
+SETTLE_TIMEOUT = 5.0
+"""Seconds sign-in waits for a shared bus to subscribe the session's route keys."""
+
+
+class Session:
+    """The hub's side of one client connection."""
+
+    __slots__ = (  # thousands of these live per node: no per-instance dict
+        "_closing",
+        "_flood_strikes",
+        "_floor",
+        "_garbage_strikes",
+        "_held",
+        "_held_bytes",
+        "_holders",
+        "_release_floor",
+        "_replaying",
+        "_requests",
+        "_writes",
+        "codec",
+        "connection",
+        "keys",
+        "node",
+        "outbox",
+        "user",
+    )
+
+    def __init__(self, node: Node, connection: ServerConnection, codec: Codec) -> None:
+        settings = node.settings
+        self.node = node
+        self.connection = connection
+        self.codec = codec
+        self.user = ""
+        self.keys: set[str] = set()
+        self.outbox = Outbox(
+            connection, codec, node.flusher, settings.outbox_limit, self._on_overflow
+        )
+        self._requests = TokenBucket(settings.request_rate, settings.request_burst)
+        self._writes = TokenBucket(settings.write_rate, settings.write_burst)
+        self._flood_strikes = 0
+        self._garbage_strikes = 0
+        self._held: list[tuple[int | None, bytes]] | None = None
+        self._held_bytes = 0
+        self._holders = 0
+        self._floor = 0
+        self._release_floor: int | None = None
+        self._replaying = asyncio.Lock()
+        self._closing: asyncio.Task[None] | None = None
+
+    # -- outgoing -----------------------------------------------------------------
+
+    def send_event(self, seq: int | None, event: PreparedEvent) -> None:
+        """Queue a live event, or hold it while a resume is replaying."""
+        if seq is not None and seq <= self._floor:
+            return
+        if self._held is not None:
+            self._hold_event(seq, event.bytes_for(self.codec))
+        else:
+            self.outbox.push(event.bytes_for(self.codec))
+
+    def send_reply(self, message: Reply | ErrorReply) -> None:
+        """Queue a reply to one request."""
+        self.node.metrics.messages_out.inc()
+        if isinstance(message, ErrorReply):
+            self.node.metrics.errors.labels(message.code.value).inc()
+        self.outbox.push(self.codec.encode_reply(message))
+
+    def send_error(
+        self,
+        request_id: int | None,
+        code: ErrorCode,
+        message: str,
+        retry_after: float | None = None,
+    ) -> None:
+        """Queue an error reply."""
+        self.send_reply(ErrorReply(request_id, code, message, retry_after))
+
+    def close(self, code: CloseCode, reason: str) -> None:
+        """Close the connection with ``code`` once what is queued has been written."""
+        if self._closing is None:
+            self.node.metrics.closes.labels(str(code.value)).inc()
+            self.outbox.write_pending({})
+            self._closing = asyncio.get_running_loop().create_task(
+                self.connection.close(code.value, reason)
+            )
+
+    def _on_overflow(self) -> None:
+        self.node.metrics.outbox_drops.inc()
+        self.close(CloseCode.SLOW, "outbox over its limit: reconnect and resume")
+
+    # -- the connection's life ----------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve the connection until it closes."""
+        try:
+            if await self._authenticate():
+                async for frame in self.connection:
+                    await self._receive_frame(frame)
+                    if self._closing is not None:
+                        break
+        except ConnectionClosed:
+            pass
+        finally:
+            self.outbox.close()
+            if self.user:
+                await self.node.session_ended(self)
+        if self._closing is not None:
+            await self._closing
+
+    async def _authenticate(self) -> bool:
+        timeout = self.node.settings.auth_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                async for frame in self.connection:
+                    await self._receive_frame(frame)
+                    if self.user or self._closing is not None:
+                        break
+        except TimeoutError:
+            self.close(CloseCode.AUTH_TIMEOUT, f"no auth within {timeout:g} s")
+        return bool(self.user) and self._closing is None
+
+    async def _receive_frame(self, frame: str | bytes) -> None:
+        try:
+            items = self.codec.decode_requests(frame)
+        except ProtocolError as exc:
+            self._garbage(exc)
+            return
+        for item in items:
+            if isinstance(item, ProtocolError):
+                self._garbage(item)
+            else:
+                await self._handle(item)
+            if self._closing is not None:
+                return
+
+    def _garbage(self, error: ProtocolError) -> None:
+        self._garbage_strikes += 1
+        self.send_error(error.request_id, error.code, error.message)
+        if self._garbage_strikes >= self.node.settings.garbage_strikes:
+            self.close(CloseCode.PROTOCOL_ERROR, "too many undecodable or invalid frames")
+
+    async def _handle(self, request: Request) -> None:
+        self.node.metrics.messages_in.inc()
+        name = request.op.NAME
+        retry_after = self._requests.take()
+        if retry_after is None and name in WRITE_OPS:
+            retry_after = self._writes.take()
+        if retry_after is not None:
+            self._flood_strikes += 1
+            if self._flood_strikes >= self.node.settings.flood_strikes:
+                self.close(CloseCode.FLOOD, "kept flooding after rate_limited")
+                return
+            self.send_error(
+                request.id,
+                ErrorCode.RATE_LIMITED,
+                f"too many requests; retry in {retry_after:.2f} s",
+                retry_after,
+            )
+            return
+        self._flood_strikes = 0
+        if not self.user and name not in {"auth", "ping"}:
+            self.send_error(request.id, ErrorCode.UNAUTHORIZED, "send auth with a token first")
+            return
+        try:
+            result, changes = await self.node.handlers.dispatch(self, request.op)
+        except DomainError as exc:
+            self.send_error(request.id, exc.code, exc.message)
+        except BackendUnavailable as exc:
+            self.send_error(request.id, ErrorCode.UNAVAILABLE, f"{exc}; retry shortly")
+        except ProtocolError as exc:
+            self.send_error(request.id, exc.code, exc.message, exc.retry_after)
+            if name == "auth" and exc.code is ErrorCode.UNAUTHORIZED:
+                self.close(CloseCode.UNAUTHORIZED, "token rejected: get a new token")
+        except Exception:
+            log.exception("request %s (%s) of %s failed", request.id, name, self.user)
+            self.send_error(request.id, ErrorCode.INTERNAL, "internal error; see the hub log")
+        else:
+            self.send_reply(Reply(request.id, result))
+            if changes:
+                await self.node.publish(changes)
+        finally:
+            self._release_after_reply()
+
+    # -- authentication, routing and resume ----------------------------------------
+
+    async def sign_in(
+        self, token: str, cursor: str | None = None, streams: Iterable[str] = ()
+    ) -> Mapping[str, Any]:
+        """Verify ``token``, file this session in the fan-out, return the auth result.
+
+        With ``cursor``, the events missed after it are replayed before the reply, and
+        live events are held until the reply is queued: a reconnect has no gap, no
+        repeat and no reordering.
+        """
+        if self.user:
+            raise ProtocolError(ErrorCode.CONFLICT, "already authenticated")
+        try:
+            user = verify_token(token, self.node.secret)
+        except TokenError as exc:
+            raise ProtocolError(ErrorCode.UNAUTHORIZED, str(exc)) from exc
+        profile = await self.node.service.sign_in(user)
+        followees = await self.node.store.followee_ids(user)
+        self.user = user
+        self._hold_until_replied()
+        self.add_keys([user_key(user), follow_key(user), *map(follow_key, followees)])
+        for stream in streams:
+            self.subscribe(stream)
+        await self.node.session_started(self)
+        try:
+            async with asyncio.timeout(SETTLE_TIMEOUT):
+                await self.node.bus.settled()
+        except TimeoutError:
+            raise BackendUnavailable("the bus has not subscribed yet") from None
+        head = self._release_floor = await self.node.changelog.head()
+        result: dict[str, Any] = {"user": profile_to_wire(profile)}
+        if cursor is not None:
+            async with self._replaying:
+                result.update((await self._replay(cursor, upto=head))[0])
+        result["cursor"] = str(head)
+        return result
+
+    def add_keys(self, keys: list[str]) -> None:
+        """File this session under more route keys."""
+        new = [k for k in keys if k not in self.keys]
+        self.keys.update(new)
+        self.node.fanout.add(self, new)
+
+    def remove_keys(self, keys: list[str]) -> None:
+        """Take this session out from under route keys."""
+        gone = [k for k in keys if k in self.keys]
+        self.keys.difference_update(gone)
+        self.node.fanout.remove(self, gone)
+
+    @property
+    def subscriptions(self) -> set[str]:
+        """The extra live streams of this session, derived from its route keys."""
+        return {key[2:] for key in self.keys if key.startswith("s:")}
+
+    def subscribe(self, stream: str) -> None:
+        """Add a live stream (``public``, ``tag:x``, ``thread:n``) to this session."""
+        self.add_keys([stream_key(stream)])
+
+    def unsubscribe(self, stream: str) -> None:
+        """Stop a live stream."""
+        self.remove_keys([stream_key(stream)])
+
+    async def resume(self, cursor: str) -> Mapping[str, Any]:
+        """Replay what this session missed after ``cursor``, then continue live.
+
+        Live events arriving meanwhile are held and released after the reply, minus
+        those the replay already covered. Events delivered live between ``auth`` and
+        this request may come again (``auth`` with a cursor avoids that).
+        """
+        self._hold_until_replied()
+        async with self._replaying:
+            result, self._release_floor = await self._replay(cursor)
+        return result
+
+    def _hold_until_replied(self) -> None:
+        """Hold live events until the current request's reply has been queued."""
+        self.hold()
+        self._release_floor = 0
+
+    def _release_after_reply(self) -> None:
+        if self._release_floor is not None:
+            floor, self._release_floor = self._release_floor, None
+            self._release_held(floor)
+
+    def hold(self) -> None:
+        """Hold live events until the matching release (after a replay)."""
+        self._holders += 1
+        if self._held is None:
+            self._held = []
+
+    async def catch_up(self, after: int) -> None:
+        """After :meth:`hold`: replay changes past ``after`` (and past what this session
+        already has), then release the held events. A failure closes the connection with
+        4002 so that the client reconnects and resumes: never a silent gap."""
+        floor = 0
+        try:
+            async with self._replaying:
+                _, floor = await self._replay(str(max(after, self._floor)))
+        except Exception:
+            log.exception("catching up %s failed; closing so that the client resumes", self.user)
+            self.close(CloseCode.INTERNAL, "could not catch up: reconnect and resume")
+        finally:
+            self._release_held(floor)
+
+    def _hold_event(self, seq: int | None, data: bytes) -> None:
+        """Keep a live event for after the replay; held bytes count against the outbox
+        limit, so a hold under a flood ends like any slow reader (4001), never unbounded."""
+        if self.outbox.closed:
+            return
+        assert self._held is not None
+        self._held.append((seq, data))
+        self._held_bytes += len(data)
+        if self._held_bytes > self.outbox.limit:
+            self._held.clear()
+            self.outbox.overflow()
+
+    def _release_held(self, floor: int) -> None:
+        self._floor = max(self._floor, floor)
+        self._holders -= 1
+        if self._holders > 0:
+            return
+        held, self._held, self._held_bytes = self._held or [], None, 0
+        for seq, data in held:
+            if seq is None or seq > self._floor:
+                self.outbox.push(data)
+
+    async def _replay(self, cursor: str, upto: int | None = None) -> tuple[dict[str, Any], int]:
+        """Push the events missed after ``cursor`` (up to change ``upto``); return the
+        result map and the last change covered, or push ``resync`` if that is impossible."""
+        after = int(cursor) if cursor.isdigit() else -1
+        head = await self.node.changelog.head()
+        changes = None
+        if 0 <= after <= head:
+            interest = interest_of(self.user, self.keys)
+            changes = await self.node.changelog.read_since(after, interest, MAX_RESUME_EVENTS)
+        if changes is None:
+            resync = Event(EventType.RESYNC, None, {"reason": "cursor outside the resume window"})
+            self.outbox.push(self.codec.encode_event(resync))
+            return {"replayed": 0, "cursor": str(head), "resync": True}, head
+        replayed, last = 0, after
+        for change in changes:
+            if upto is not None and change.seq > upto:
+                break
+            for keys, event in routes_for(change):
+                if not self.keys.isdisjoint(keys):
+                    self.outbox.push(self.codec.encode_event(event))
+                    replayed += 1
+            last = change.seq
+        return {"replayed": replayed, "cursor": str(last)}, last

@@ -1,0 +1,90 @@
+"""Bus and Presence contract (a shared bus delivers asynchronously: tests await delivery)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from hub.backends.base import BusMessage
+from hub.records import PresenceChange
+from tests.backends.backend_harness import Backends, post_change
+
+WAIT = 10.0
+
+
+class Collector:
+    """A bus handler that queues what it receives, for tests to await."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[BusMessage] = asyncio.Queue()
+
+    def __call__(self, message: BusMessage) -> None:
+        """Receive one message."""
+        self.queue.put_nowait(message)
+
+    async def take(self, count: int) -> list[BusMessage]:
+        """The next ``count`` messages (fails the test after WAIT seconds)."""
+        async with asyncio.timeout(WAIT):
+            return [await self.queue.get() for _ in range(count)]
+
+
+async def watching(backend: Backends, *keys: str) -> None:
+    """Watch route keys and wait until that is in effect."""
+    for key in keys:
+        backend.bus.watch(key)
+    await backend.bus.settled()
+
+
+async def test_bus_delivers_to_every_handler_in_publish_order(backend: Backends) -> None:
+    first, second = Collector(), Collector()
+    backend.bus.subscribe(first)
+    backend.bus.subscribe(second)
+    await watching(backend, "f:ann")
+    messages = [PresenceChange("ann", True), PresenceChange("ann", False)]
+    for message in messages:
+        await backend.bus.publish(message)
+    assert await first.take(2) == messages and await second.take(2) == messages
+
+
+async def test_appended_changes_arrive_once_each_in_seq_order(backend: Backends) -> None:
+    got = Collector()
+    backend.bus.subscribe(got)
+    await watching(backend, "f:ann", "s:public", "s:tag:x")
+    changes = await backend.changelog.append(
+        [post_change("ann", 1, tags=("x",)), post_change("ann", 2)]
+    )
+    for change in changes:
+        await backend.bus.publish(change)
+    assert await got.take(2) == changes
+    await backend.bus.publish(PresenceChange("ann", True))
+    assert await got.take(1) == [PresenceChange("ann", True)]  # no duplicate came first
+
+
+async def test_failing_handler_is_logged_not_raised(
+    backend: Backends, caplog: pytest.LogCaptureFixture
+) -> None:
+    received = Collector()
+
+    def broken(message: BusMessage) -> None:
+        raise RuntimeError("boom")
+
+    backend.bus.subscribe(broken)
+    backend.bus.subscribe(received)
+    await watching(backend, "f:ann")
+    with caplog.at_level(logging.ERROR):
+        await backend.bus.publish(PresenceChange("ann", True))
+        assert await received.take(1) == [PresenceChange("ann", True)]
+    assert "boom" in caplog.text
+
+
+async def test_presence_counts_connections(backend: Backends) -> None:
+    presence = backend.presence
+    assert await presence.connect("ann")
+    assert not await presence.connect("ann")
+    assert await presence.connect("bob")
+    assert await presence.online(["ann", "bob", "cat"]) == {"ann", "bob"}
+    assert not await presence.disconnect("ann")
+    assert await presence.disconnect("ann")
+    assert await presence.online(["ann", "bob"]) == {"bob"}

@@ -1,0 +1,167 @@
+"""Store contract: profiles, follows, posts, likes, feeds and notifications."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from hub.backends.base import CursorError, MissingRecord, Store
+from hub.records import Notification, Page, Post
+from tests.backends.backend_harness import Backends
+
+Listing = Callable[[str | None, int], Awaitable[Page[Post] | Page[Notification]]]
+"""A page reader: (before, limit) -> page."""
+
+
+@pytest.fixture
+async def store(backend: Backends) -> Store:
+    """The store, with users ann, bob and cat."""
+    for user in ("ann", "bob", "cat"):
+        await backend.store.ensure_profile(user, 1)
+    return backend.store
+
+
+async def post(store: Store, author: str, text: str = "hi", *, tags: tuple[str, ...] = ()) -> Post:
+    """A top-level post."""
+    return await store.create_post(author, text, None, None, tags, (), 10)
+
+
+async def all_pages(read: Listing, limit: int) -> list[list[int]]:
+    """The ids of every page of a listing, following ``next`` to the end."""
+    pages: list[list[int]] = []
+    before = None
+    while True:
+        page = await read(before, limit)
+        pages.append([item.id for item in page.items])
+        if page.next is None:
+            return pages
+        before = page.next
+
+
+async def all_ids(read: Listing, limit: int) -> list[int]:
+    """The ids of a whole listing, in order."""
+    return list(itertools.chain.from_iterable(await all_pages(read, limit)))
+
+
+async def test_ensure_profile_creates_once(store: Store) -> None:
+    ann = await store.ensure_profile("ann", 99)
+    assert (ann.id, ann.name, ann.bio, ann.created_at) == ("ann", "ann", "", 1)
+    assert await store.get_profile("nobody") is None
+
+
+async def test_update_profile_keeps_what_is_none(store: Store) -> None:
+    await store.update_profile("ann", "Ann", None)
+    ann = await store.update_profile("ann", None, "bio")
+    assert (ann.name, ann.bio) == ("Ann", "bio")
+
+
+async def test_follow_is_idempotent_and_counted(store: Store) -> None:
+    assert await store.follow("ann", "bob", 2)
+    assert not await store.follow("ann", "bob", 3)
+    assert await store.followee_ids("ann") == ["bob"]
+    ann, bob = await store.get_profile("ann"), await store.get_profile("bob")
+    assert ann is not None and bob is not None
+    assert (ann.following, bob.followers) == (1, 1)
+    assert await store.unfollow("ann", "bob")
+    assert not await store.unfollow("ann", "bob")
+    bob = await store.get_profile("bob")
+    assert bob is not None and bob.followers == 0
+
+
+async def test_follow_unknown_user_is_missing(store: Store) -> None:
+    with pytest.raises(MissingRecord):
+        await store.follow("ann", "nobody", 2)
+
+
+async def test_follow_pages_most_recent_first(store: Store) -> None:
+    for user in ("bob", "cat"):
+        await store.follow(user, "ann", 2)
+    await store.follow("ann", "cat", 2)
+    followers = await store.followers_page("ann", None, 1)
+    assert [p.id for p in followers.items] == ["cat"] and followers.next is not None
+    rest = await store.followers_page("ann", followers.next, 1)
+    assert [p.id for p in rest.items] == ["bob"] and rest.next is None
+    following = await store.following_page("ann", None, 10)
+    assert following == Page(following.items, None)
+    assert [p.id for p in following.items] == ["cat"]
+
+
+async def test_posts_are_created_read_edited_and_soft_deleted(store: Store) -> None:
+    first = await store.create_post("ann", "a #x", None, None, ("x",), ("bob",), 10)
+    assert first.tags == ("x",) and first.mentions == ("bob",) and not first.deleted
+    assert await store.get_post(first.id) == first
+    edited = await store.edit_post(first.id, "b #y", ("y",), (), 20)
+    assert (edited.text, edited.tags, edited.mentions, edited.edited_at) == ("b #y", ("y",), (), 20)
+    assert [p.id for p in (await store.hashtag_page("x", None, 10)).items] == []
+    assert [p.id for p in (await store.hashtag_page("y", None, 10)).items] == [first.id]
+    gone = await store.delete_post(first.id)
+    assert gone.deleted and await store.get_post(first.id) is None
+    second = await post(store, "ann")
+    assert second.id > first.id
+    ann = await store.get_profile("ann")
+    assert ann is not None and ann.posts == 1
+    with pytest.raises(MissingRecord):
+        await store.edit_post(first.id, "c", (), (), 30)
+
+
+async def test_replies_count_and_page_oldest_first(store: Store) -> None:
+    root = await post(store, "ann")
+    replies = [await store.create_post("bob", "r", root.id, root.id, (), (), 11) for _ in range(3)]
+    parent = await store.get_post(root.id)
+    assert parent is not None and parent.replies == 3
+    pages = await all_pages(lambda b, n: store.replies_page(root.id, b, n), 2)
+    assert pages == [[replies[0].id, replies[1].id], [replies[2].id]]
+    await store.delete_post(replies[1].id)
+    parent = await store.get_post(root.id)
+    assert parent is not None and parent.replies == 2
+
+
+async def test_likes_are_idempotent(store: Store) -> None:
+    target = await post(store, "ann")
+    assert await store.like("bob", target.id) == (True, 1)
+    assert await store.like("bob", target.id) == (False, 1)
+    assert await store.like("cat", target.id) == (True, 2)
+    assert await store.unlike("bob", target.id) == (True, 1)
+    assert await store.unlike("bob", target.id) == (False, 1)
+    liked = await store.get_post(target.id)
+    assert liked is not None and liked.likes == 1
+
+
+async def test_feeds_page_newest_first_without_deleted(store: Store) -> None:
+    await store.follow("ann", "bob", 2)
+    ids = [(await post(store, author, tags=("t",))).id for author in ["ann", "bob", "cat"] * 3]
+    await store.delete_post(ids[4])
+    live = [i for i in reversed(ids) if i != ids[4]]
+    home = [i for i in live if i % 3 != 0]  # ids cycle ann, bob, cat from 1
+    assert await all_ids(lambda b, n: store.home_page("ann", b, n), 2) == home
+    assert await all_ids(store.public_page, 3) == live
+    assert await all_ids(lambda b, n: store.hashtag_page("t", b, n), 4) == live
+    cats = [i for i in live if i % 3 == 0]
+    assert await all_ids(lambda b, n: store.user_page("cat", b, n), 1) == cats
+
+
+async def test_full_last_page_has_no_next(store: Store) -> None:
+    for _ in range(4):
+        await post(store, "ann")
+    assert await all_pages(store.public_page, 2) == [[4, 3], [2, 1]]
+
+
+async def test_foreign_cursor_is_rejected(store: Store) -> None:
+    with pytest.raises(CursorError):
+        await store.public_page("not-mine", 10)
+
+
+async def test_notifications_page_unread_and_mark_read(store: Store) -> None:
+    target = await post(store, "ann")
+    made = [await store.add_notification("ann", "like", "bob", target.id, 20 + i) for i in range(3)]
+    assert made[0].user == "ann" and not made[0].read and made[0].post == target.id
+    assert await store.unread_count("ann") == 3
+    pages = await all_pages(lambda b, n: store.notifications_page("ann", b, n), 2)
+    assert pages == [[made[2].id, made[1].id], [made[0].id]]
+    assert await store.mark_read("ann", made[1].id) == 1
+    page = await store.notifications_page("ann", None, 10)
+    assert [n.read for n in page.items] == [False, True, True]
+    assert await store.mark_read("ann", None) == 0
+    assert await store.unread_count("bob") == 0
