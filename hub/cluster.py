@@ -1,0 +1,143 @@
+"""``hubbub cluster``: the docker topology as local processes, for development and benchmarks.
+
+Starts one ``redis-server`` (AOF on, in ``<data-dir>/redis``) and N ``hubbub serve
+--redis`` nodes on loopback ports, prints each node's URL, and stops everything on
+SIGINT/SIGTERM (nodes drain first, then Redis shuts down writing its AOF). There is no
+load balancer: spread clients over the printed URLs yourself. Every node gets the same
+token secret (``HUBBUB_SECRET``, else the one kept in ``<data-dir>``), so a token from
+any node - or from ``hubbub token NAME --data-dir <data-dir>`` - works on all of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from hub.tokens import load_or_create_secret
+
+__all__ = ["DESCRIPTION", "configure", "run"]
+
+DESCRIPTION = """\
+Run a local cluster: one redis-server (append-only file on) and N hub nodes sharing it,
+all on 127.0.0.1, until Ctrl-C. Prints one ws:// URL per node.
+
+Example:  hubbub cluster --nodes 3 --dev
+Options after `--` go to every `hubbub serve` (e.g. -- --presence-ttl 5).
+Needs redis-server on PATH (Debian: apt-get install redis-server).
+"""
+
+START_TIMEOUT = 15.0
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add ``cluster``'s options."""
+    parser.add_argument("--nodes", type=int, default=3, help="how many hub nodes [default 3]")
+    parser.add_argument(
+        "--port", type=int, default=8765, help="first node's port, then +1 each; 0 = free ports"
+    )
+    parser.add_argument(
+        "--redis-port", type=int, default=0, help="Redis port [default: a free one]"
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path("hubbub-cluster"), help="Redis and node data"
+    )
+    parser.add_argument(
+        "--appendfsync",
+        choices=["always", "everysec"],
+        default="always",
+        help="Redis AOF fsync policy (see README: durability) [default always]",
+    )
+    parser.add_argument("--dev", action="store_true", help="nodes hand out /dev/token")
+    parser.add_argument("serve_args", nargs="*", help="extra `hubbub serve` options after --")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline and process.poll() is None:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"hubbub cluster: redis-server did not start on port {port}")
+
+
+def _start_redis(args: argparse.Namespace, port: int) -> subprocess.Popen[bytes]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit(
+            "hubbub cluster: redis-server not found; install it (apt-get install redis-server)"
+        )
+    directory = (args.data_dir / "redis").resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory)]
+    command += ["--appendonly", "yes", "--appendfsync", args.appendfsync, "--save", ""]
+    command += ["--logfile", str(directory / "redis.log")]
+    process = subprocess.Popen(command)
+    _wait_for_port(port, process)
+    return process
+
+
+def _start_node(
+    args: argparse.Namespace, index: int, redis_url: str, env: dict[str, str]
+) -> subprocess.Popen[str]:
+    port = 0 if args.port == 0 else args.port + index
+    command = [sys.executable, "-m", "hub.cli", "serve", "--redis", redis_url]
+    command += ["--port", str(port), "--data-dir", str(args.data_dir / f"node{index}")]
+    command += [*(["--dev"] if args.dev else []), *args.serve_args]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        print(f"node{index}: {line}", end="", flush=True)
+        if "listening on" in line:
+            threading.Thread(target=_echo, args=(index, process), daemon=True).start()
+            return process
+    raise SystemExit(f"hubbub cluster: node{index} exited early (see its output above)")
+
+
+def _echo(index: int, process: subprocess.Popen[str]) -> None:
+    assert process.stdout is not None
+    for line in process.stdout:
+        print(f"node{index}: {line}", end="", flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start Redis and the nodes; stop them all on SIGINT/SIGTERM."""
+    if args.nodes < 1:
+        raise SystemExit("hubbub cluster: --nodes must be at least 1")
+    redis_port = args.redis_port or _free_port()
+    redis = _start_redis(args, redis_port)
+    nodes: list[subprocess.Popen[str]] = []
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        secret = os.environ.get("HUBBUB_SECRET") or load_or_create_secret(args.data_dir)
+        env = {**os.environ, "HUBBUB_SECRET": secret}
+        nodes.extend(_start_node(args, i, redis_url, env) for i in range(args.nodes))
+        print(f"hubbub cluster: redis at {redis_url}; {args.nodes} nodes up; Ctrl-C stops")
+        stop.wait()
+    finally:
+        for node in nodes:
+            node.terminate()
+        for node in nodes:
+            node.wait(timeout=30)
+        redis.terminate()
+        redis.wait(timeout=30)
+    return 0

@@ -1,0 +1,70 @@
+"""Clear errors for a bad or unreachable ``--redis``, and the ``hubbub cluster`` runner."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from hub.tokens import load_or_create_secret, verify_token
+from tests.redisproc import free_port
+
+HUBBUB = (sys.executable, "-m", "hub.cli")
+
+
+def hubbub(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``hubbub ARGS`` to completion."""
+    return subprocess.run(
+        [*HUBBUB, *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [("bogus", "bad Redis URL 'bogus'"), (f"redis://127.0.0.1:{free_port()}/0", "is it running?")],
+)
+def test_serve_refuses_a_bad_or_unreachable_redis(tmp_path: Path, url: str, says: str) -> None:
+    done = hubbub("serve", "--port", "0", "--data-dir", str(tmp_path), "--redis", url)
+    assert done.returncode == 1
+    assert says in done.stderr and "Traceback" not in done.stderr
+
+
+def test_cluster_help_and_bad_node_count(tmp_path: Path) -> None:
+    assert "redis-server" in hubbub("cluster", "--help").stdout
+    done = hubbub("cluster", "--nodes", "0", "--data-dir", str(tmp_path))
+    assert done.returncode == 1 and "--nodes must be at least 1" in done.stderr
+
+
+def test_cluster_runs_redis_and_nodes_sharing_one_secret(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [*HUBBUB, "cluster", "--nodes", "2", "--port", "0", "--dev", "--data-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    ports: list[str] = []
+    try:
+        for line in process.stdout:
+            if "listening on ws://" in line:
+                ports.append(line.split("127.0.0.1:")[1].split("/")[0])
+            if "nodes up" in line:
+                break
+        secret = load_or_create_secret(tmp_path)  # the one the runner gave every node
+        for port in ports:
+            answer = urllib.request.urlopen(f"http://127.0.0.1:{port}/dev/token?user=ann")
+            assert verify_token(json.loads(answer.read())["token"], secret) == "ann"
+        assert len(ports) == 2
+    finally:
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=60)
+    assert process.returncode == 0 and rest.count("hubbub: stopped") == 2
