@@ -1,0 +1,1 @@
+"""Example bots: copy one, change the handlers, run it with ``hubbub bot run``."""
