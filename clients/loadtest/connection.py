@@ -1,0 +1,245 @@
+"""One simulated user's WebSocket connection, speaking the protocol package directly.
+
+A :class:`SimConnection` opens a socket, authenticates, and reads every frame in a
+task: replies resolve the request that is waiting for them, post events go to the
+:class:`~clients.loadtest.recorder.Recorder`, and the cursor of each durable event is
+kept for ``resume``. Requests refused with ``rate_limited`` are retried after the
+``retry_after`` the hub asked for. Subclasses (the benchmark's baseline peers)
+override :meth:`handshake`, :meth:`follow`, :meth:`post` and :meth:`receive`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections import deque
+from typing import Any, ClassVar
+
+import msgpack
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
+
+from clients.loadtest.recorder import Recorder
+from protocol import CODECS, Codec, ErrorReply, Event, Reply, Request, ops, wire
+from protocol.errors import ErrorCode, ProtocolError
+
+__all__ = ["REQUEST_TIMEOUT", "RequestError", "SimConnection"]
+
+REQUEST_TIMEOUT = 30.0
+"""Seconds a request may wait for its reply (a slow hub under load is still allowed)."""
+
+POST_EVENTS = frozenset({"feed.insert"})
+RECENT_POSTS = 32
+
+
+class RequestError(Exception):
+    """A request failed for good (an error reply other than rate_limited, or no reply)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
+class SimConnection:
+    """The client side of one simulated user."""
+
+    PERSISTENT_FOLLOWS: ClassVar[bool] = True
+    """Follows outlive the connection (the hub stores them); peers re-join per connection."""
+
+    NEEDS_TOKEN: ClassVar[bool] = True
+    """Whether :meth:`open` needs a signed token (the baseline peers do not)."""
+
+    def __init__(self, user: int, name: str, recorder: Recorder, codec: str) -> None:
+        self.user = user
+        self.name = name
+        self.recorder = recorder
+        self.codec: Codec = CODECS[codec]
+        self.cursor: str | None = None
+        self.auth_cursor: str | None = None
+        self.recent: deque[int] = deque(maxlen=RECENT_POSTS)
+        self._socket: ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[Reply | ErrorReply]] = {}
+        self._cut = False
+
+    # -- the socket -----------------------------------------------------------------
+
+    def subprotocols(self) -> list[Subprotocol] | None:
+        """Subprotocols offered in the handshake."""
+        return [Subprotocol(self.codec.subprotocol)]
+
+    def address(self, url: str) -> str:
+        """The URL to connect to for the server at ``url``."""
+        return url
+
+    async def open(self, url: str, token: str, resume_from: str | None = None) -> None:
+        """Connect and authenticate (and resume after ``resume_from``); raise on failure.
+
+        Failures raise RequestError, OSError or a ``websockets`` exception.
+        """
+        self._socket = await connect(
+            self.address(url),
+            subprotocols=self.subprotocols(),
+            compression=None,
+            max_size=2**21,
+            ping_interval=None,
+            open_timeout=REQUEST_TIMEOUT,
+            close_timeout=1,
+        )
+        self._cut = False  # only now: the reader of a socket cut earlier may still be ending
+        self._reader = asyncio.get_running_loop().create_task(self._read(self._socket))
+        await self.handshake(token, resume_from)
+        self.recorder.connections_up += 1
+
+    async def handshake(self, token: str, resume_from: str | None) -> None:
+        """Authenticate on a fresh socket, keeping the auth cursor; with ``resume_from``
+        the ``auth`` itself resumes, so the hub replays before any live event."""
+        replies = await self._request_batch([ops.Auth(token, cursor=resume_from)])
+        auth = self._result(replies[0])
+        if auth.get("resync"):
+            self.recorder.resyncs += 1
+        self.cursor = auth.get("cursor")
+        if self.auth_cursor is None:
+            self.auth_cursor = self.cursor
+
+    async def send(self, frame: str | bytes) -> None:
+        """Send one frame."""
+        assert self._socket is not None, "open() first"
+        await self._socket.send(frame, text=isinstance(frame, str) or not self.codec.binary)
+
+    async def _read(self, socket: ClientConnection) -> None:
+        try:
+            async for frame in socket:
+                self.receive(frame)
+        except ConnectionClosed:
+            pass
+        finally:
+            if socket is self._socket:
+                self._fail_waiting()
+            if socket is self._socket and not self._cut:
+                self.recorder.connections_up -= 1
+                code = socket.close_code
+                if code not in (None, 1000):
+                    self.recorder.error(f"close:{code}")
+
+    def receive(self, frame: str | bytes) -> None:
+        """Handle one frame from the server.
+
+        Events, nearly every message under load, take a fast path as plain maps
+        (their fields are checked by use); replies go through the protocol package.
+        """
+        try:
+            loaded = msgpack.unpackb(frame, raw=False) if self.codec.binary else orjson.loads(frame)
+            for item in wire.frame_items(loaded):
+                if isinstance(item, dict) and "ev" in item:
+                    self._event(item.get("cursor"), item["ev"], item["data"])
+                else:
+                    self._reply(wire.server_message_from_wire(item))
+        except (ProtocolError, ValueError, KeyError, TypeError) as exc:
+            self.recorder.error(f"decode:{getattr(exc, 'code', 'bad_request')}")
+
+    def _event(self, cursor: str | None, kind: str, data: dict[str, Any]) -> None:
+        if cursor is not None:
+            self.recorder.cursor_moved(self.cursor, cursor)
+            self.cursor = cursor
+        if kind in POST_EVENTS:
+            self.recent.append(data["id"])
+            self.recorder.delivered(self.user, data["text"])
+
+    def _reply(self, message: Reply | ErrorReply | Event) -> None:
+        if isinstance(message, Event):
+            self._event(message.cursor, message.type, dict(message.data))
+        elif message.id is not None and message.id in self._waiting:
+            future = self._waiting.pop(message.id)
+            if not future.done():  # cancelled by a close whose cleanup has not run yet
+                future.set_result(message)
+        elif isinstance(message, ErrorReply):
+            self.recorder.error(message.code.value)
+
+    def _fail_waiting(self) -> None:
+        waiting, self._waiting = self._waiting, {}
+        for future in waiting.values():
+            if not future.done():
+                future.set_exception(RequestError("closed", "the connection closed"))
+
+    def cut(self) -> None:
+        """Drop the TCP connection abruptly (no close handshake), as a network cut would."""
+        if self._socket is not None:
+            self._cut = True
+            self.recorder.connections_up -= 1
+            self._socket.transport.abort()
+
+    async def close(self) -> None:
+        """Close the connection politely and stop reading."""
+        if self._socket is not None:
+            self._cut = True
+            self.recorder.connections_up -= 1
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2):
+                    await self._socket.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+
+    # -- requests -------------------------------------------------------------------
+
+    async def call(self, op: ops.Operation) -> dict[str, Any]:
+        """Send ``op``, retrying after ``retry_after`` while rate limited; return the result."""
+        while True:
+            reply = await self._request(op)
+            if isinstance(reply, Reply):
+                return dict(reply.result)
+            self.recorder.error(reply.code.value)
+            if reply.code is ErrorCode.RATE_LIMITED:
+                await asyncio.sleep(reply.retry_after or 0.1)
+                continue
+            raise RequestError(reply.code.value, reply.message)
+
+    def _result(self, reply: Reply | ErrorReply) -> dict[str, Any]:
+        if isinstance(reply, ErrorReply):
+            self.recorder.error(reply.code.value)
+            raise RequestError(reply.code.value, reply.message)
+        return dict(reply.result)
+
+    async def _request(self, op: ops.Operation) -> Reply | ErrorReply:
+        return (await self._request_batch([op]))[0]
+
+    async def _request_batch(self, batch: list[ops.Operation]) -> list[Reply | ErrorReply]:
+        loop = asyncio.get_running_loop()
+        requests = [Request(next(self._ids), op) for op in batch]
+        futures: list[asyncio.Future[Reply | ErrorReply]] = []
+        for request in requests:
+            futures.append(loop.create_future())
+            self._waiting[request.id] = futures[-1]
+        encoded = [self.codec.encode_request(request) for request in requests]
+        try:
+            await self.send(encoded[0] if len(encoded) == 1 else self.codec.join(encoded))
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                return list(await asyncio.gather(*futures))
+        except TimeoutError:
+            raise RequestError("timeout", f"no reply to {batch[0].NAME} in time") from None
+        except ConnectionClosed:
+            raise RequestError("closed", "the connection closed") from None
+        finally:
+            for request in requests:
+                self._waiting.pop(request.id, None)
+
+    async def follow(self, names: list[str]) -> None:
+        """Follow each of ``names``."""
+        for name in names:
+            await self.call(ops.Follow(name))
+
+    async def post(self, reply_to: int | None = None) -> None:
+        """Publish one load-test post (a reply when ``reply_to``); record it when acked."""
+        seq, text = self.recorder.post_text(self.user)
+        await self.call(ops.CreatePost(text, reply_to))
+        self.recorder.acknowledged(self.user, seq)
+
+    async def like(self, post: int) -> None:
+        """Like a post."""
+        await self.call(ops.Like(post))

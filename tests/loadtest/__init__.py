@@ -1,0 +1,1 @@
+"""Tests of the load generator (clients/loadtest) against real hub processes."""
