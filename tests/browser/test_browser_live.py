@@ -1,0 +1,67 @@
+"""Two browser windows, two users: follows, posts, edits, likes and deletes appear live."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from playwright.sync_api import Browser, expect
+
+from tests.browser.demo_page import WAIT_MS, DemoPage
+from tests.hub.serverproc import ServerProcess
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+
+
+def test_two_users_interact_live(browser: Browser, dev_hub: ServerProcess) -> None:
+    base = f"http://127.0.0.1:{dev_hub.port}/"
+    alice, bob = DemoPage(browser, base), DemoPage(browser, base)
+    alice.sign_in("alice")
+    bob.sign_in("bob")
+
+    bob.compose("Hello from bob! #hubbub")
+    alice.follow_suggested("bob")
+    expect(alice.post("Hello from bob!")).to_have_count(1, timeout=WAIT_MS)
+    expect(alice.page.locator('#following .avatar[data-user="bob"]')).to_have_class(
+        "avatar online", timeout=WAIT_MS
+    )
+
+    bob.compose("Fresh news, straight from the hub")
+    news = bob.post("Fresh news")
+    live = alice.post("Fresh news")
+    expect(live).to_have_count(1, timeout=WAIT_MS)
+
+    news.get_by_role("button", name="Edit").click()
+    bob.page.get_by_label("Edit your post").fill("Fresh news, edited in place")
+    news.get_by_role("button", name="Edit", exact=True).last.click()
+    expect(live.locator(".text")).to_have_text("Fresh news, edited in place", timeout=WAIT_MS)
+    expect(live.locator(".edited")).to_be_visible()
+
+    live.get_by_role("button", name="Like").click()
+    expect(news.locator(".likes")).to_have_text("1", timeout=WAIT_MS)
+    expect(live.get_by_role("button", name="Like")).to_have_attribute("aria-pressed", "true")
+    expect(bob.page.locator("#badge")).to_have_text("2", timeout=WAIT_MS)  # a follow, a like
+
+    alice.compose("Welcome @bob, nice to see you here #hello")
+    reply_target = alice.post("Hello from bob!")
+    reply_target.get_by_role("button", name="Reply").click()
+    alice.page.get_by_label("Reply to this post").fill("Replying live, no reload needed")
+    reply_target.get_by_role("button", name="Reply", exact=True).last.click()
+    expect(bob.post("Replying live")).to_have_count(0)  # bob does not follow alice
+    expect(alice.post("Replying live")).to_have_count(1, timeout=WAIT_MS)
+    carol = DemoPage(browser, base)
+    carol.sign_in("carol")
+    carol.compose("Anyone up for a #hubbub meetup on Friday?")
+    expect(alice.page.locator("#suggest")).to_contain_text("@carol", timeout=WAIT_MS)
+    ARTIFACTS.mkdir(exist_ok=True)
+    alice.page.evaluate("window.scrollTo(0, 0)")
+    alice.page.screenshot(path=str(ARTIFACTS / "demo.png"), animations="disabled")
+
+    doomed = bob.compose("This one will be deleted")
+    expect(alice.post("will be deleted")).to_have_count(1, timeout=WAIT_MS)
+    doomed.get_by_role("button", name="Delete").click()
+    doomed.get_by_role("button", name="Confirm delete").click()
+    expect(alice.post("will be deleted")).to_have_count(0, timeout=WAIT_MS)
+    expect(bob.post("will be deleted")).to_have_count(0, timeout=WAIT_MS)
+
+    assert alice.not_reloaded() and bob.not_reloaded()
+    assert alice.errors == [] and bob.errors == []
