@@ -41,6 +41,12 @@ class NodeMetrics:
             registry=r,
         )
 
+        self.catch_up_retries = Counter(
+            "hubbub_catch_up_retries",
+            "Catch-up replays retried because the store was briefly unavailable.",
+            registry=r,
+        )
+
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)

@@ -53,6 +53,12 @@ WRITE_OPS = frozenset(
 SETTLE_TIMEOUT = 5.0
 """Seconds sign-in waits for a shared bus to subscribe the session's route keys."""
 
+CATCH_UP_ATTEMPTS = 4
+"""Tries of a catch-up replay while the store reports itself unavailable."""
+
+CATCH_UP_BACKOFF = 0.5
+"""Seconds before the second try of a catch-up; doubles for each further one."""
+
 
 class Session:
     """The hub's side of one client connection."""
@@ -326,17 +332,36 @@ class Session:
 
     async def catch_up(self, after: int) -> None:
         """After :meth:`hold`: replay changes past ``after`` (and past what this session
-        already has), then release the held events. A failure closes the connection with
-        4002 so that the client reconnects and resumes: never a silent gap."""
+        already has), then release the held events.
+
+        A store that is briefly unavailable (busy pool, reconnecting) is retried
+        :data:`CATCH_UP_ATTEMPTS` times with backoff while events stay held (bounded by
+        the outbox limit); any other failure, or the last one, closes the connection
+        with 4002 so that the client reconnects and resumes: never a silent gap.
+        """
         floor = 0
         try:
-            async with self._replaying:
-                _, floor = await self._replay(str(max(after, self._floor)))
+            floor = await self._catch_up_retrying(after)
         except Exception:
             log.exception("catching up %s failed; closing so that the client resumes", self.user)
             self.close(CloseCode.INTERNAL, "could not catch up: reconnect and resume")
         finally:
             self._release_held(floor)
+
+    async def _catch_up_retrying(self, after: int) -> int:
+        for attempt in range(CATCH_UP_ATTEMPTS - 1):
+            try:
+                return await self._catch_up_once(after)
+            except BackendUnavailable:
+                if self.outbox.closed:
+                    raise
+                self.node.metrics.catch_up_retries.inc()
+                await asyncio.sleep(CATCH_UP_BACKOFF * 2**attempt)
+        return await self._catch_up_once(after)
+
+    async def _catch_up_once(self, after: int) -> int:
+        async with self._replaying:
+            return (await self._replay(str(max(after, self._floor))))[1]
 
     def _hold_event(self, seq: int | None, data: bytes) -> None:
         """Keep a live event for after the replay; held bytes count against the outbox

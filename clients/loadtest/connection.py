@@ -4,8 +4,10 @@ A :class:`SimConnection` opens a socket, authenticates, and reads every frame in
 task: replies resolve the request that is waiting for them, post events go to the
 :class:`~clients.loadtest.recorder.Recorder`, and the cursor of each durable event is
 kept for ``resume``. Requests refused with ``rate_limited`` are retried after the
-``retry_after`` the hub asked for. Subclasses (the benchmark's baseline peers)
-override :meth:`handshake`, :meth:`follow`, :meth:`post` and :meth:`receive`.
+``retry_after`` the hub asked for. When the hub closes the socket with a code that asks
+for a reconnect, :attr:`SimConnection.on_lost` lets the worker reconnect and resume.
+Subclasses (the benchmark's baseline peers) override :meth:`handshake`, :meth:`follow`,
+:meth:`post` and :meth:`receive`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import contextlib
 import itertools
 from collections import deque
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import msgpack
@@ -30,6 +33,11 @@ __all__ = ["REQUEST_TIMEOUT", "RequestError", "SimConnection"]
 
 REQUEST_TIMEOUT = 30.0
 """Seconds a request may wait for its reply (a slow hub under load is still allowed)."""
+
+IDEMPOTENT = frozenset({"follow", "unfollow", "like", "unlike"})
+"""Operations a simulated user repeats after ``unavailable``: doing them twice is harmless."""
+UNAVAILABLE_BACKOFF = 0.25
+"""Seconds before repeating such an operation; doubles per try, given up after ~10 s."""
 
 POST_EVENTS = frozenset({"feed.insert"})
 RECENT_POSTS = 32
@@ -65,6 +73,8 @@ class SimConnection:
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[Reply | ErrorReply]] = {}
         self._cut = False
+        self.on_lost: Callable[[], None] | None = None
+        """Called when the hub ends the connection with a code that asks for a reconnect."""
 
     # -- the socket -----------------------------------------------------------------
 
@@ -125,6 +135,8 @@ class SimConnection:
                 code = socket.close_code
                 if code not in (None, 1000):
                     self.recorder.error(f"close:{code}")
+                if self.on_lost is not None and not (code is not None and 4500 <= code <= 4999):
+                    self.on_lost()
 
     def receive(self, frame: str | bytes) -> None:
         """Handle one frame from the server.
@@ -189,7 +201,10 @@ class SimConnection:
     # -- requests -------------------------------------------------------------------
 
     async def call(self, op: ops.Operation) -> dict[str, Any]:
-        """Send ``op``, retrying after ``retry_after`` while rate limited; return the result."""
+        """Send ``op`` and return the result, retrying after ``retry_after`` while rate
+        limited and, for operations that are safe to repeat, while the hub's backend is
+        ``unavailable`` (as the protocol advises); a post is never sent twice."""
+        backoff = UNAVAILABLE_BACKOFF
         while True:
             reply = await self._request(op)
             if isinstance(reply, Reply):
@@ -197,8 +212,11 @@ class SimConnection:
             self.recorder.error(reply.code.value)
             if reply.code is ErrorCode.RATE_LIMITED:
                 await asyncio.sleep(reply.retry_after or 0.1)
-                continue
-            raise RequestError(reply.code.value, reply.message)
+            elif reply.code is ErrorCode.UNAVAILABLE and op.NAME in IDEMPOTENT and backoff < 10:
+                await asyncio.sleep(backoff)
+                backoff *= 2
+            else:
+                raise RequestError(reply.code.value, reply.message)
 
     def _result(self, reply: Reply | ErrorReply) -> dict[str, Any]:
         if isinstance(reply, ErrorReply):

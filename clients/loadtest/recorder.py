@@ -61,6 +61,7 @@ class Recorder:
     errors: Counter[str] = field(default_factory=Counter)
     connections_up: int = 0
     resyncs: int = 0
+    reconnects: int = 0
     cursor_regressions: int = 0
     first_send_ns: int = 0
     last_receive_ns: int = 0
@@ -163,6 +164,7 @@ class Recorder:
             "deliveries": self.deliveries,
             "errors": dict(self.errors),
             "resyncs": self.resyncs,
+            "reconnects": self.reconnects,
             "cursor_regressions": self.cursor_regressions,
             "first_send_ns": self.first_send_ns,
             "last_receive_ns": self.last_receive_ns,

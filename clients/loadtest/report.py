@@ -12,6 +12,8 @@ The JSON result (``--json FILE``) has these fields:
 - ``posts``: ``published`` (acknowledged);
 - ``errors``: count per code (error replies by code, ``connect:*`` failures,
   ``close:<code>`` unexpected closes);
+- ``reconnects``: connections the hub closed with a code that asks for a reconnect
+  (4000-4499, or an abnormal close) that reconnected and resumed, as a real client does;
 - ``correctness``: ``expected``, ``received``, ``missed``, ``duplicated``,
   ``unexpected`` (received but never acknowledged), ``resyncs``, ``cursor_regressions``
   (events whose decimal cursor was below the previous event's: out of order);
@@ -129,6 +131,7 @@ def merge_results(parts: list[dict[str, Any]], progress: Progress) -> dict[str, 
         "latency_ms": histogram.summary_ms(),
         "posts": {"published": sum(p["published"] for p in parts)},
         "errors": dict(sorted(errors.items())),
+        "reconnects": sum(p["reconnects"] for p in parts),
         "correctness": {
             "expected": correctness.expected,
             "received": correctness.received,
@@ -168,6 +171,7 @@ def format_report(result: dict[str, Any]) -> str:
         f"  resyncs {corr['resyncs']:,}  cursor regressions {corr['cursor_regressions']:,}",
         "errors       "
         + (", ".join(f"{code} {n:,}" for code, n in result["errors"].items()) or "none"),
+        f"reconnects   {result['reconnects']:,} (closed by the hub, resumed)",
     ]
     if result["token_error"]:
         lines.append(f"tokens       {result['token_error']}")

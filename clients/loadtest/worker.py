@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
 import multiprocessing
 import os
@@ -31,6 +32,8 @@ __all__ = ["Channel", "Worker", "raise_open_files_limit"]
 PROGRESS_INTERVAL = 1.0
 STORM_POSTERS = 10
 """Posters of a storm when ``--posters`` is 0."""
+RECONNECT_ATTEMPTS = 8
+"""Connection attempts of a user who was cut (storm) or closed by the hub."""
 
 
 class Channel(Protocol):
@@ -87,6 +90,10 @@ class Worker:
         self.measured: set[int] = set()
         self.stats: dict[str, Any] = {}
         self._background: list[asyncio.Task[None]] = []
+        self._reconnecting: set[asyncio.Task[None]] = set()
+        if self.factory.PERSISTENT_FOLLOWS:  # peers would have to re-join: not resumable
+            for user, connection in self.connections.items():
+                connection.on_lost = functools.partial(self._lost, user)
 
     async def _phase(self) -> None:
         await asyncio.to_thread(self.channel.barrier)
@@ -111,6 +118,8 @@ class Worker:
             published = self._exchange_published()
         finally:
             reporter.cancel()
+            for pending in list(self._reconnecting):
+                pending.cancel()
             await asyncio.gather(*(c.close() for c in self.connections.values()))
         expectations = (
             (user, (*self.graph.followees[user], user)) for user in sorted(self.measured)
@@ -158,6 +167,28 @@ class Worker:
             self.up.add(user)
             return True
         return False
+
+    async def _connect_with_backoff(self, user: int, resume_from: str | None) -> bool:
+        """Try to connect ``user`` (resuming) up to RECONNECT_ATTEMPTS times with backoff."""
+        for attempt in range(RECONNECT_ATTEMPTS):
+            if await self._connect(user, resume_from):
+                return True
+            await asyncio.sleep(min(0.2 * 2**attempt, 3.0) * random.uniform(0.5, 1.0))
+        return False
+
+    def _lost(self, user: int) -> None:
+        """The hub closed ``user``'s connection asking for a reconnect: resume, like a
+        real client, so that the correctness counts judge the hub's promise."""
+        self.up.discard(user)
+        cursor = self.connections[user].cursor
+        task = asyncio.get_running_loop().create_task(self._reconnect(user, cursor))
+        self._reconnecting.add(task)
+        task.add_done_callback(self._reconnecting.discard)
+
+    async def _reconnect(self, user: int, cursor: str | None) -> None:
+        await asyncio.sleep(random.uniform(0.05, 0.5))
+        if await self._connect_with_backoff(user, cursor):
+            self.recorder.reconnects += 1
 
     async def _follow(self, user: int) -> None:
         names = [self.graph.name(u) for u in self.graph.followees[user]]
@@ -247,11 +278,8 @@ class Worker:
 
         async def back(user: int) -> None:
             await asyncio.sleep(random.uniform(0, config.storm_window))
-            for attempt in range(8):
-                if await self._connect(user, cursors[user]):
-                    finished.append(time.monotonic() - cut_at)
-                    return
-                await asyncio.sleep(min(0.2 * 2**attempt, 3.0) * random.uniform(0.5, 1.0))
+            if await self._connect_with_backoff(user, cursors[user]):
+                finished.append(time.monotonic() - cut_at)
 
         await asyncio.gather(*(back(u) for u in clients))
         self.stats["storm"] = {

@@ -111,6 +111,12 @@ def _seq(entry_id: str) -> int:
     return int(entry_id.partition("-")[0])
 
 
+def _changes(entries: Any) -> list[Change]:
+    """Changes from XRANGE entries ``[(id, {"t": ..., "c": json}), ...]``."""
+    pairs = cast("list[tuple[str, dict[str, str]]]", entries)
+    return [change_from_json(_seq(entry_id), fields["c"]) for entry_id, fields in pairs]
+
+
 def _is_broad(interest: Interest) -> bool:
     return interest.public or bool(interest.tags) or bool(interest.threads)
 
@@ -153,21 +159,8 @@ class RedisChangeLog:
         """The highest sequence number ever assigned (0 when nothing was appended)."""
         return int(await self._r.get(self._k.global_("seq:change")) or 0)
 
-    async def _pruned_through(self, interest: Interest) -> int:
-        logs = [f"n:{interest.user}"]
-        if not _is_broad(interest):
-            logs.extend(f"u:{author}" for author in interest.authors)
-        through = [int(v or 0) for v in await self._r.hmget(self._k.global_("pruned"), logs)]
-        if _is_broad(interest):
-            through.append(int(await self._r.get(self._k.global_("pruned:posts")) or 0))
-        return max(through)
-
     async def _read(self, stream: str, after: int, count: int) -> list[Change]:
-        entries = cast(
-            "list[tuple[str, dict[str, str]]]",
-            await self._r.xrange(stream, f"{after + 1}-0", "+", count=count),
-        )
-        return [change_from_json(_seq(entry_id), fields["c"]) for entry_id, fields in entries]
+        return _changes(await self._r.xrange(stream, f"{after + 1}-0", "+", count=count))
 
     async def _read_all(self, stream: str, after: int) -> list[Change]:
         found: list[Change] = []
@@ -181,16 +174,28 @@ class RedisChangeLog:
 
         None when a change the interest could match was pruned after ``after``, when
         ``after`` lies beyond the head, or when more than ``limit`` changes match.
+        One round trip for a narrow interest (the user's and the followees' logs): the
+        ``pruned`` marks are read *after* the logs, so a prune racing with the read
+        shows up there and the answer is None rather than a silent gap.
         """
-        if after > await self.head() or await self._pruned_through(interest) > after:
-            return None
         k = self._k
-        found = await self._read(k.log(f"n:{interest.user}"), after, limit + 1)
-        if _is_broad(interest):
+        broad = _is_broad(interest)
+        logs = [f"n:{interest.user}"]
+        if not broad:
+            logs.extend(f"u:{author}" for author in interest.authors)
+        async with self._r.pipeline(transaction=False) as pipe:
+            pipe.get(k.global_("seq:change"))
+            for log in logs:
+                pipe.xrange(k.log(log), f"{after + 1}-0", "+", count=limit + 1)
+            pipe.hmget(k.global_("pruned"), logs)
+            head, *batches, pruned = await pipe.execute()
+        found = [change for batch in batches for change in _changes(batch)]
+        through = [int(value or 0) for value in pruned]
+        if broad:
             found += await self._read_all(k.global_("log:posts"), after)
-        else:
-            for author in interest.authors:
-                found += await self._read(k.log(f"u:{author}"), after, limit + 1)
+            through.append(int(await self._r.get(k.global_("pruned:posts")) or 0))
+        if after > int(head or 0) or max(through) > after:
+            return None
         found.sort(key=lambda change: change.seq)
         matched = [change for change in found if interest.matches(change)]
         return None if len(matched) > limit else matched

@@ -7,16 +7,19 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
-from hub.backends.base import BusGap, BusMessage
+from hub import session as session_module
+from hub.backends.base import BackendUnavailable, BusGap, BusMessage
 from hub.backends.bundle import Backends, open_redis
 from hub.backends.redis_bus import RedisBus
 from hub.fanout import route_keys
 from hub.node import Node
 from hub.tokens import issue_token
+from protocol.errors import CloseCode
 from tests.backends.backend_harness import post_change
 from tests.hub.conftest import SECRET, make_settings
 from tests.hub.wsclient import WAIT, WsClient
@@ -87,6 +90,83 @@ async def test_sessions_catch_up_after_a_bus_gap(
         assert ann.events.empty()
         assert isinstance(node.bus, RedisBus) and node.bus.reconnects == 1
         await ann.close()
+        await bob.close()
+    finally:
+        await node.drain()
+
+
+class FlakyReads:
+    """Fault injection on the store's read: the next ``failures`` change-log reads raise
+    BackendUnavailable as a saturated Redis pool does; later reads go to Redis."""
+
+    def __init__(self, node: Node, failures: int) -> None:
+        self.failures = failures
+        self._read = node.changelog.read_since
+
+    async def __call__(self, *args: Any) -> Any:
+        if self.failures > 0:
+            self.failures -= 1
+            raise BackendUnavailable("redis unavailable: No connection available.")
+        return await self._read(*args)
+
+
+async def _gap_with_flaky_reads(
+    tmp_path: Path,
+    redis_server: RedisServer,
+    admin: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    failures: int,
+) -> tuple[Node, WsClient, WsClient]:
+    """A node whose subscriber connection is killed while its next ``failures`` log
+    reads fail; ann follows bob. Returns the node, ann and bob (bob posts in the gap)."""
+    monkeypatch.setattr(session_module, "CATCH_UP_BACKOFF", 0.01)
+    settings = dataclasses.replace(make_settings(tmp_path), redis_url=redis_server.url)
+    node = await Node.start(settings)
+    url = f"ws://127.0.0.1:{node.port}/"
+    ann, bob = await WsClient.open(url), await WsClient.open(url)
+    await ann.call("auth", token=issue_token("ann", SECRET))
+    await bob.call("auth", token=issue_token("bob", SECRET))
+    await ann.call("follow", user="bob")
+    monkeypatch.setattr(node.changelog, "read_since", FlakyReads(node, failures))
+    await admin.client_kill_filter(_type="pubsub")
+    await bob.call("post", text="in the gap")
+    return node, ann, bob
+
+
+async def test_a_catch_up_retries_while_the_store_is_briefly_unavailable(
+    tmp_path: Path,
+    redis_server: RedisServer,
+    admin: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    failures = session_module.CATCH_UP_ATTEMPTS - 1
+    node, ann, bob = await _gap_with_flaky_reads(
+        tmp_path, redis_server, admin, monkeypatch, failures
+    )
+    try:
+        assert (await ann.next_event("feed.insert")).data["text"] == "in the gap"
+        await bob.call("post", text="live")
+        assert (await ann.next_event("feed.insert")).data["text"] == "live"
+        assert ann.events.empty()
+        assert node.metrics.catch_up_retries._value.get() == failures
+        await ann.close()
+        await bob.close()
+    finally:
+        await node.drain()
+
+
+async def test_a_catch_up_that_keeps_failing_closes_with_4002(
+    tmp_path: Path,
+    redis_server: RedisServer,
+    admin: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    failures = session_module.CATCH_UP_ATTEMPTS
+    node, ann, bob = await _gap_with_flaky_reads(
+        tmp_path, redis_server, admin, monkeypatch, failures
+    )
+    try:
+        assert await ann.closed_code() == CloseCode.INTERNAL  # reconnect and resume
         await bob.close()
     finally:
         await node.drain()

@@ -15,6 +15,7 @@ from tests.loadtest.conftest import SECRET
 JSON_FIELDS = {
     "scenario", "url", "workers", "graph", "connections", "deliveries", "latency_ms",
     "posts", "errors", "correctness", "storm", "timeline", "distribution", "token_error",
+    "reconnects",
 }  # fmt: skip
 
 
