@@ -46,6 +46,7 @@ class Settings:
     retention_per_log: int = 1000
     prune_interval: float = 60.0
     drain_timeout: float = 5.0
+    ping_interval: float = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +120,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("retention_per_log", "resume window: newest changes kept per log, whatever age", int),
     Option("prune_interval", "seconds between change-log prunes", float),
     Option("drain_timeout", "seconds SIGTERM waits for clients to take their last frames", float),
+    Option(
+        "ping_interval",
+        "seconds between keepalive pings; a connection silent for as long is closed (0: off)",
+        float,
+    ),
 )
 
 
