@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from hub.background import stop_task
+
 __all__ = ["KEEPALIVE_CLOSE", "PING_SLICE", "Keepalive"]
 
 KEEPALIVE_CLOSE = 1011
@@ -48,10 +50,7 @@ class Keepalive:
 
     async def close(self) -> None:
         """Stop sweeping."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task)
 
     async def _run(self) -> None:
         while True:

@@ -33,7 +33,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 
 from hub.backends.base import BusGap, BusMessage, FollowChange
 from hub.backends.bundle import Backends, open_embedded, open_redis
-from hub.background import Background
+from hub.background import Background, stop_task
 from hub.config import Settings
 from hub.counters import CountCoalescer
 from hub.fanout import LocalFanout, route_keys
@@ -287,8 +287,7 @@ class Node:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.drain_timeout):
                     await self._server.wait_closed()
-        if self._pruner is not None:
-            self._pruner.cancel()
+        await stop_task(self._pruner)
         await self.presence.flush()
         await self._backends.close()
 

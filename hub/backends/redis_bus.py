@@ -37,6 +37,7 @@ from redis.asyncio.client import PubSub
 from hub.backends.base import BusGap, BusHandler, BusMessage, FollowChange
 from hub.backends.redis_changelog import change_from_json
 from hub.backends.redis_link import UNAVAILABLE_ERRORS, Keys, connect, raise_if_cancelled
+from hub.background import stop_task
 from hub.records import Change, PresenceChange
 
 __all__ = ["RedisBus"]
@@ -107,10 +108,7 @@ class RedisBus:
 
     async def close(self) -> None:
         """Stop the subscriber task and its connection."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task)
 
     async def _run(self) -> None:
         backoff = _BACKOFF_MIN
