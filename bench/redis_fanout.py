@@ -137,7 +137,7 @@ async def measure(
 ) -> list[str]:
     """One table row for an author with ``followers`` followers."""
     author = f"a{followers}"
-    await seed(RedisStore(client, Keys(), args.fanout_limit), author, followers)
+    await seed(RedisStore(client, client, Keys(), args.fanout_limit), author, followers)
     online = min(followers // 2, args.max_online)
     arrivals = Arrivals()
     arrivals.expected = online

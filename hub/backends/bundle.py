@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from hub.backends.base import BackendUnavailable, Bus, ChangeLog, Presence, Store
 from hub.backends.memory import MemoryBus, MemoryPresence
@@ -78,18 +78,26 @@ async def open_redis(
 
     keys = Keys(namespace or DEFAULT_NAMESPACE)
     try:
-        client = connect(url)
+        client = connect(url)  # reads: one quick retry on a dropped connection
     except ValueError as exc:
         raise ValueError(f"bad Redis URL {url!r}: {exc}; e.g. redis://127.0.0.1:6379/0") from exc
+    writer = connect(url, retries=0)  # write scripts: never sent twice
     try:
         await translated(client.ping)()
     except BackendUnavailable as exc:
-        await client.aclose()
+        await _close_clients(client, writer)
         raise BackendUnavailable(f"cannot reach Redis at {url}: is it running? ({exc})") from exc
-    store = RedisStore(client, keys, fanout_limit)
-    changelog = RedisChangeLog(client, keys, route_keys, retention_seconds, retention_per_log)
+    store = RedisStore(client, writer, keys, fanout_limit)
+    changelog = RedisChangeLog(
+        client,
+        writer,
+        keys,
+        route_keys,
+        retention_seconds=retention_seconds,
+        retention_per_log=retention_per_log,
+    )
     bus = RedisBus(url, client, keys)
-    presence = RedisPresence(client, keys, presence_ttl)
+    presence = RedisPresence(client, writer, keys, presence_ttl)
     bus.start()
     try:
         await presence.start(bus.publish)
@@ -98,15 +106,20 @@ async def open_redis(
     except BaseException:
         await presence.close()
         await bus.close()
-        await client.aclose()
+        await _close_clients(client, writer)
         raise
 
     async def close() -> None:
         await presence.close()
         await bus.close()
-        await client.aclose()
+        await _close_clients(client, writer)
 
     def healthy() -> bool:
         return bus.connected and presence.healthy
 
     return Backends(store, changelog, bus, presence, close, healthy)
+
+
+async def _close_clients(*clients: Any) -> None:
+    for client in clients:
+        await client.aclose()

@@ -128,8 +128,10 @@ class RedisChangeLog:
     def __init__(
         self,
         client: aioredis.Redis,
+        writer: aioredis.Redis,
         keys: Keys,
         route_keys: RouteKeys,
+        *,
         retention_seconds: float = 900,
         retention_per_log: int = 1000,
     ) -> None:
@@ -138,7 +140,7 @@ class RedisChangeLog:
         self._route_keys = route_keys
         self._retention_ms = round(retention_seconds * 1000)
         self._per_log = retention_per_log
-        self._append = script_runner(client, _APPEND)
+        self._append = script_runner(writer, _APPEND)
         self._prune = client.register_script(_PRUNE)
 
     async def append(self, changes: Sequence[NewChange]) -> list[Change]:

@@ -175,7 +175,12 @@ class Keys:
 def script_runner(
     client: aioredis.Redis, source: str
 ) -> Callable[[list[str], list[Any]], Awaitable[Any]]:
-    """A caller of a Lua script by EVALSHA (reloaded by redis-py after a restart)."""
+    """A caller of a Lua script by EVALSHA (reloaded by redis-py after a restart).
+
+    Scripts that write get a ``client`` made with ``retries=0``: a connection lost after
+    Redis ran the script but before its reply arrived must not run it a second time
+    (a post created twice); the caller answers ``unavailable`` and the client decides.
+    """
     script = client.register_script(source)
 
     async def run(keys: list[str], args: list[Any]) -> Any:

@@ -100,7 +100,9 @@ Publish = Callable[[PresenceChange], Awaitable[None]]
 class RedisPresence:
     """Presence implementation over Redis (see the module docstring)."""
 
-    def __init__(self, client: aioredis.Redis, keys: Keys, ttl: float) -> None:
+    def __init__(
+        self, client: aioredis.Redis, writer: aioredis.Redis, keys: Keys, ttl: float
+    ) -> None:
         self.node_id = uuid.uuid4().hex[:16]
         self.ttl = ttl
         self.healthy = False
@@ -109,9 +111,9 @@ class RedisPresence:
         self._local: Counter[str] = Counter()
         self._joined: set[str] = set()
         self._stale: set[str] = set()
-        self._membership = script_runner(client, _MEMBERSHIP)
+        self._membership = script_runner(writer, _MEMBERSHIP)
         self._online = script_runner(client, _ONLINE)
-        self._sweep = script_runner(client, _SWEEP)
+        self._sweep = script_runner(writer, _SWEEP)
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
 

@@ -193,19 +193,21 @@ return id
 class RedisStore(RedisPages):
     """Store implementation on Redis (see :class:`hub.backends.base.Store`)."""
 
-    def __init__(self, client: aioredis.Redis, keys: Keys, fanout_limit: int) -> None:
+    def __init__(
+        self, client: aioredis.Redis, writer: aioredis.Redis, keys: Keys, fanout_limit: int
+    ) -> None:
         super().__init__(client, keys)
         self.fanout_limit = fanout_limit
         run = script_runner
-        self._ensure = run(client, _ENSURE_PROFILE)
-        self._update = run(client, _UPDATE_PROFILE)
-        self._follow = run(client, _FOLLOW)
-        self._unfollow = run(client, _UNFOLLOW)
-        self._create = run(client, _CREATE_POST)
-        self._edit = run(client, _EDIT_POST)
-        self._delete = run(client, _DELETE_POST)
-        self._set_like = run(client, _SET_LIKE)
-        self._notify = run(client, _ADD_NOTIFICATION)
+        self._ensure = run(writer, _ENSURE_PROFILE)
+        self._update = run(writer, _UPDATE_PROFILE)
+        self._follow = run(writer, _FOLLOW)
+        self._unfollow = run(writer, _UNFOLLOW)
+        self._create = run(writer, _CREATE_POST)
+        self._edit = run(writer, _EDIT_POST)
+        self._delete = run(writer, _DELETE_POST)
+        self._set_like = run(writer, _SET_LIKE)
+        self._notify = run(writer, _ADD_NOTIFICATION)
 
     def _profile_key(self, user: str) -> str:
         return self._k.user(user, "profile")
