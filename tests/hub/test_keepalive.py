@@ -12,7 +12,7 @@ import pytest
 from hub.node import Node
 from tests.hub.wsclient import WAIT, WsClient
 
-pytestmark = pytest.mark.node_settings(ping_interval=0.2)
+pytestmark = pytest.mark.node_settings(ping_interval=0.5)
 
 
 async def _silent_websocket(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
