@@ -7,10 +7,10 @@ session acknowledges the client first and publishes after (DESIGN.md section 2).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from hub.records import Change, Page
+from hub.records import Change, Page, Post
 from hub.social.wire import notification_to_wire, post_to_wire, profile_to_wire
 from protocol import ops
 from protocol.errors import ErrorCode, ProtocolError
@@ -69,10 +69,10 @@ class Handlers:
                 return _page(page, profile_to_wire), NO_CHANGES
             case ops.CreatePost(text=text, reply_to=reply_to):
                 created = await service.create_post(user, text, reply_to)
-                return post_to_wire(created.value), created.changes
+                return post_to_wire(created.value, liked=False), created.changes
             case ops.EditPost(post=post_id, text=text):
                 edited = await service.edit_post(user, post_id, text)
-                return post_to_wire(edited.value), edited.changes
+                return (await self._posts(user, [edited.value]))[0], edited.changes
             case ops.DeletePost(post=post_id):
                 deleted = await service.delete_post(user, post_id)
                 return {"post": post_id, "deleted": True}, deleted.changes
@@ -86,20 +86,29 @@ class Handlers:
             case _:
                 return await self._read(session, op), NO_CHANGES
 
+    async def _posts(self, viewer: str, posts: Sequence[Post]) -> list[dict[str, Any]]:
+        """Wire maps of ``posts`` with ``liked`` as the viewer sees it."""
+        liked = await self._service.liked_among(viewer, [post.id for post in posts])
+        return [post_to_wire(post, post.id in liked) for post in posts]
+
+    async def _post_page(self, viewer: str, reading: Awaitable[Page[Post]]) -> dict[str, Any]:
+        page = await reading
+        return {"items": await self._posts(viewer, page.items), "next": page.next}
+
     async def _read(self, session: Session, op: ops.Operation) -> Mapping[str, Any]:
         service = self._service
         user = session.user
         match op:
             case ops.FeedHome(before=before, limit=limit):
-                return _page(await service.home_page(user, before, limit), post_to_wire)
+                return await self._post_page(user, service.home_page(user, before, limit))
             case ops.FeedUser(user=target, before=before, limit=limit):
-                return _page(await service.user_page(target, before, limit), post_to_wire)
+                return await self._post_page(user, service.user_page(target, before, limit))
             case ops.FeedPublic(before=before, limit=limit):
-                return _page(await service.public_page(before, limit), post_to_wire)
+                return await self._post_page(user, service.public_page(before, limit))
             case ops.FeedHashtag(tag=tag, before=before, limit=limit):
-                return _page(await service.hashtag_page(tag, before, limit), post_to_wire)
+                return await self._post_page(user, service.hashtag_page(tag, before, limit))
             case ops.FeedReplies(post=post_id, before=before, limit=limit):
-                return _page(await service.replies_page(post_id, before, limit), post_to_wire)
+                return await self._post_page(user, service.replies_page(post_id, before, limit))
             case ops.Notifications(before=before, limit=limit):
                 page, unread = await service.notifications(user, before, limit)
                 return {**_page(page, notification_to_wire), "unread": unread}

@@ -34,6 +34,9 @@ export interface Post {
   id: number; author: string; text: string; created_at: number; edited_at: number | null;
   reply_to: number | null; root: number | null; tags: string[]; mentions: string[];
   likes: number; replies: number;
+  /** Whether the viewer likes it: in replies and pages, and after this client's own
+   * like/unlike; absent on posts that arrived as live events (not liked yet). */
+  liked?: boolean;
 }
 export interface Notification {
   id: number; kind: "follow" | "like" | "reply" | "mention"; actor: string;

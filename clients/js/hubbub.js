@@ -230,9 +230,20 @@ export class HubbubClient extends Emitter {
   /** @param {number} post */
   deletePost(post) { return this.call("delete", { post }); }
   /** @param {number} post */
-  like(post) { return this.call("like", { post }); }
+  like(post) { return this.#setLike("like", post); }
   /** @param {number} post */
-  unlike(post) { return this.call("unlike", { post }); }
+  unlike(post) { return this.#setLike("unlike", post); }
+
+  /**
+   * Like or unlike, then emit a local `post.update` `{id, likes, liked}` (cursor-less):
+   * the hub's count updates go to everyone and do not say who liked, so this is how a
+   * `LiveFeed` learns the viewer's own `liked`.
+   */
+  async #setLike(op, post) {
+    const result = await this.call(op, { post });
+    this.emit("post.update", { id: post, likes: result.likes, liked: result.liked });
+    return result;
+  }
   /** @param {string} user */
   follow(user) { return this.call("follow", { user }); }
   /** @param {string} user */

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from clients.sdk.connection import Connection, Options
 from clients.sdk.errors import BadResponse
-from clients.sdk.events import Closed, HubEvent, Notification, Page, Post, Profile
+from clients.sdk.events import Closed, HubEvent, Notification, Page, Post, PostUpdated, Profile
 from protocol import Operation, ops
 from protocol.limits import DEFAULT_PAGE_LIMIT
 
@@ -118,11 +118,17 @@ class Client:
 
     async def like(self, post: int) -> int:
         """Like a post (idempotent); returns its like count."""
-        return int((await self._call(ops.Like(post)))["likes"])
+        return await self._set_like(ops.Like(post), post, liked=True)
 
     async def unlike(self, post: int) -> int:
         """Take back a like (idempotent); returns the like count."""
-        return int((await self._call(ops.Unlike(post)))["likes"])
+        return await self._set_like(ops.Unlike(post), post, liked=False)
+
+    async def _set_like(self, op: Operation, post: int, *, liked: bool) -> int:
+        """Run ``op`` and tell listeners (a FeedView) that this user's like changed."""
+        likes = int((await self._call(op))["likes"])
+        self.connection.announce(PostUpdated(None, post, likes=likes, liked=liked))
+        return likes
 
     # -- feeds and timelines --------------------------------------------------------
 

@@ -386,6 +386,10 @@ class Connection:
             return
         self._deliver(typed)
 
+    def announce(self, event: HubEvent) -> None:
+        """Hand an event the SDK made itself to every listener, like one from the hub."""
+        self._deliver(event)
+
     def _deliver(self, event: HubEvent) -> None:
         for listener in list(self._listeners):
             try:

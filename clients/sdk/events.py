@@ -94,7 +94,11 @@ class Profile:
 
 @dataclass(frozen=True, slots=True)
 class Post:
-    """A post (or a reply: ``reply_to`` and ``root`` set) with its counters."""
+    """A post (or a reply: ``reply_to`` and ``root`` set) with its counters.
+
+    ``liked`` is whether this user likes it, as of the page or reply it came in (posts
+    from live events start unliked; this client's own likes update it).
+    """
 
     id: int
     author: str
@@ -107,6 +111,7 @@ class Post:
     mentions: tuple[str, ...]
     likes: int
     replies: int
+    liked: bool = False
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> Post:
@@ -123,6 +128,7 @@ class Post:
             _strs(data["mentions"]),
             _int(data["likes"]),
             _int(data["replies"]),
+            data.get("liked") is True,
         )
 
 
@@ -201,7 +207,11 @@ class StreamInsert(HubEvent):
 
 @dataclass(frozen=True, slots=True)
 class PostUpdated(HubEvent):
-    """Changed fields of a post (an edit or new counts); None means unchanged."""
+    """Changed fields of a post (an edit or new counts); None means unchanged.
+
+    The SDK makes one itself (no cursor) after this client's own ``like`` or ``unlike``,
+    with ``liked`` set: the hub's count updates go to everyone and do not say who liked.
+    """
 
     id: int
     text: str | None = None
@@ -210,12 +220,13 @@ class PostUpdated(HubEvent):
     edited_at: int | None = None
     likes: int | None = None
     replies: int | None = None
+    liked: bool | None = None
 
     def apply(self, post: Post) -> Post:
         """``post`` with this update's fields applied."""
         changes = {
             name: value
-            for name in ("text", "tags", "mentions", "edited_at", "likes", "replies")
+            for name in ("text", "tags", "mentions", "edited_at", "likes", "replies", "liked")
             if (value := getattr(self, name)) is not None
         }
         return dataclasses.replace(post, **changes)

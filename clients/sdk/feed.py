@@ -3,7 +3,8 @@
 Theory of operation: :meth:`FeedView.start` loads the first page of ``feed.home`` and
 the presence of everyone the user follows, then applies every event the connection
 delivers: ``FeedInsert`` adds a post in id order (newest first) and trims the page,
-``PostUpdated`` and ``PostDeleted`` change or remove a shown post, ``PresenceChanged``
+``PostUpdated`` and ``PostDeleted`` change or remove a shown post (the SDK's own
+``PostUpdated`` after ``like`` / ``unlike`` sets ``liked``), ``PresenceChanged``
 updates :attr:`FeedView.online`. Each update carries absolute values and events come
 in change order, so applying them on top of any page read before them converges to
 what a fresh read would show.

@@ -154,6 +154,10 @@ class Store(Protocol):
         """Withdraw a like (idempotent); return (changed?, like count now)."""
         ...
 
+    async def liked_among(self, user: str, post_ids: Sequence[int]) -> set[int]:
+        """Which of ``post_ids`` ``user`` likes (unknown ids are simply not in the set)."""
+        ...
+
     async def home_page(self, user: str, before: str | None, limit: int) -> Page[Post]:
         """Posts of ``user`` and their followees, newest first."""
         ...

@@ -313,6 +313,14 @@ class RedisStore(RedisPages):
         """Withdraw a like (idempotent); return (changed?, like count now)."""
         return await self._like(user, post_id, -1)
 
+    async def liked_among(self, user: str, post_ids: Sequence[int]) -> set[int]:
+        """Which of ``post_ids`` ``user`` likes (unknown ids are simply not in the set)."""
+        async with self._r.pipeline(transaction=False) as pipe:
+            for post_id in post_ids:
+                pipe.sismember(self._k.post(post_id, "likes"), user)
+            found = await pipe.execute()
+        return {post_id for post_id, liked in zip(post_ids, found, strict=True) if liked}
+
     async def _like(self, user: str, post_id: int, delta: int) -> tuple[bool, int]:
         keys = [self._k.post(post_id), self._k.post(post_id, "likes"), self._profile_key(user)]
         changed, likes = await self._set_like(keys, [user, delta])

@@ -272,6 +272,17 @@ class SqliteStore:
         """Withdraw a like (idempotent); return (changed?, like count now)."""
         return self._set_like(user, post_id, "DELETE FROM likes WHERE post_id = ? AND user = ?", -1)
 
+    async def liked_among(self, user: str, post_ids: Sequence[int]) -> set[int]:
+        """Which of ``post_ids`` ``user`` likes (unknown ids are simply not in the set)."""
+        if not post_ids:
+            return set()
+        marks = ",".join("?" * len(post_ids))
+        rows = self._db.execute(
+            f"SELECT post_id FROM likes WHERE user = ? AND post_id IN ({marks})",
+            (user, *post_ids),
+        )
+        return {post_id for (post_id,) in rows}
+
     def _set_like(self, user: str, post_id: int, statement: str, delta: int) -> tuple[bool, int]:
         """Run the like/unlike ``statement``; keep the post's counter in step."""
         self._existing_post(post_id)

@@ -18,7 +18,6 @@ let client = null;
 let feeds = {};
 let active = "home";
 let following = new Set();
-let liked = new Set();
 
 /** Build an element: el("button", {class: "x", onclick}, "text", child). */
 function el(tag, attrs = {}, ...children) {
@@ -88,7 +87,7 @@ function patchItem(li, post) {
   li.querySelector(".likes").textContent = post.likes;
   li.querySelector(".replies").textContent = post.replies || "";
   const like = li.querySelector(".like");
-  like.setAttribute("aria-pressed", String(liked.has(post.id)));
+  like.setAttribute("aria-pressed", String(Boolean(post.liked)));
   like.setAttribute("aria-label", `Like (${post.likes} ${post.likes === 1 ? "like" : "likes"})`);
   markOnline(li);
 }
@@ -187,15 +186,10 @@ async function setFollowing(user, on) {
   if ($("profile").firstChild?.dataset?.user === user) await showProfile(user);
 }
 
+/** Like or unlike; the client's own post.update then re-renders the item in every feed. */
 async function toggleLike(id) {
-  const on = !liked.has(id);
-  await (on ? client.like(id) : client.unlike(id));
-  if (on) liked.add(id);
-  else liked.delete(id);
-  sessionStorage.setItem(`hubbub.liked.${client.user.id}`, JSON.stringify([...liked]));
-  const li = $("feed").querySelector(`[data-post-id="${id}"]`);
   const post = feeds[active].byId.get(id);
-  if (li && post) patchItem(li, post);
+  await (post?.liked ? client.unlike(id) : client.like(id));
 }
 
 /** An inline form under a post (reply or edit); `submit(text)` does the work. */
@@ -302,7 +296,6 @@ async function start(token) {
     if (code === 4500) signOut(REFUSED);
   });
   const me = await client.connect();
-  liked = new Set(JSON.parse(sessionStorage.getItem(`hubbub.liked.${me.id}`) ?? "[]"));
   feeds = { home: new LiveFeed(client), everyone: new LiveFeed(client, { op: "feed.public", stream: "public" }) };
   await client.subscribe("public");
   const page = await client.call("following", { user: me.id, limit: 100 });

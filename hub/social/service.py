@@ -222,6 +222,10 @@ class SocialService:
 
     # -- feeds ---------------------------------------------------------------------------
 
+    async def liked_among(self, actor: str, post_ids: Sequence[int]) -> set[int]:
+        """Which of ``post_ids`` the actor likes."""
+        return await self._store.liked_among(actor, post_ids)
+
     async def home_page(self, actor: str, before: str | None, limit: int) -> Page[Post]:
         """The actor's posts and their followees', newest first."""
         return await self._page(before, limit, lambda b, n: self._store.home_page(actor, b, n))

@@ -22,9 +22,13 @@ def profile_to_wire(profile: Profile) -> dict[str, Any]:
     }
 
 
-def post_to_wire(post: Post) -> dict[str, Any]:
-    """The Post wire map (``deleted`` is not on the wire: deleted posts are not shown)."""
-    return {
+def post_to_wire(post: Post, liked: bool | None = None) -> dict[str, Any]:
+    """The Post wire map (``deleted`` is not on the wire: deleted posts are not shown).
+
+    ``liked`` (whether the viewer likes it) goes into replies and pages only: events
+    carry the same bytes to every recipient, so they leave it out.
+    """
+    wire = {
         "id": post.id,
         "author": post.author,
         "text": post.text,
@@ -37,6 +41,9 @@ def post_to_wire(post: Post) -> dict[str, Any]:
         "likes": post.likes,
         "replies": post.replies,
     }
+    if liked is not None:
+        wire["liked"] = liked
+    return wire
 
 
 def notification_to_wire(notification: Notification) -> dict[str, Any]:

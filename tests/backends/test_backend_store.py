@@ -129,6 +129,17 @@ async def test_likes_are_idempotent(store: Store) -> None:
     assert liked is not None and liked.likes == 1
 
 
+async def test_liked_among_says_which_posts_a_user_likes(store: Store) -> None:
+    first, second, third = [await post(store, "ann") for _ in range(3)]
+    await store.like("bob", first.id)
+    await store.like("bob", third.id)
+    await store.like("cat", second.id)
+    await store.unlike("bob", third.id)
+    assert await store.liked_among("bob", [first.id, second.id, third.id, 999]) == {first.id}
+    assert await store.liked_among("cat", [first.id, second.id]) == {second.id}
+    assert await store.liked_among("bob", []) == set()
+
+
 async def test_feeds_page_newest_first_without_deleted(store: Store) -> None:
     await store.follow("ann", "bob", 2)
     ids = [(await post(store, author, tags=("t",))).id for author in ["ann", "bob", "cat"] * 3]

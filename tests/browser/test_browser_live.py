@@ -65,3 +65,27 @@ def test_two_users_interact_live(browser: Browser, dev_hub: ServerProcess) -> No
 
     assert alice.not_reloaded() and bob.not_reloaded()
     assert alice.errors == [] and bob.errors == []
+
+
+def test_a_like_is_remembered_by_the_hub_across_windows(
+    browser: Browser, dev_hub: ServerProcess
+) -> None:
+    base = f"http://127.0.0.1:{dev_hub.port}/"
+    dora, eve = DemoPage(browser, base), DemoPage(browser, base)
+    dora.sign_in("dora")
+    eve.sign_in("eve")
+    eve.compose("Like this one, dora")
+    dora.follow_suggested("eve")
+    seen = dora.post("Like this one")
+    expect(seen).to_have_count(1, timeout=WAIT_MS)
+    seen.get_by_role("button", name="Like").click()
+    expect(seen.get_by_role("button", name="Like")).to_have_attribute("aria-pressed", "true")
+
+    again = DemoPage(browser, base)  # a new window, no state shared with the first
+    again.sign_in("dora")
+    liked = again.post("Like this one").get_by_role("button", name="Like")
+    expect(liked).to_have_attribute("aria-pressed", "true", timeout=WAIT_MS)
+    liked.click()  # unlike from the new window
+    expect(liked).to_have_attribute("aria-pressed", "false", timeout=WAIT_MS)
+    expect(eve.post("Like this one").locator(".likes")).to_have_text("0", timeout=WAIT_MS)
+    assert dora.errors == [] and again.errors == [] and eve.errors == []

@@ -110,3 +110,19 @@ async def test_a_rejected_token_is_not_retried(sdk: Open, url: str, node: Node) 
     assert alice.connection.closed and alice.connection.stats.reconnects == 0
     with pytest.raises(Unauthorized):
         await alice.ping()
+
+
+async def test_the_feed_view_shows_this_users_own_likes(sdk: Open) -> None:
+    alice = await sdk("alice")
+    bob = await sdk("bob")
+    await alice.follow("bob")
+    liked, other = (await bob.post("like me")).id, (await bob.post("not me")).id
+    view = await FeedView(alice, limit=5).start()
+    await view.wait_for(lambda v: [p.id for p in v.posts] == [other, liked], WAIT)
+    assert not any(p.liked for p in view.posts)
+    await alice.like(liked)
+    await alice.like(other)
+    await alice.unlike(other)
+    await view.wait_for(lambda v: [p.liked for p in v.posts] == [False, True], WAIT)
+    await converged(view, alice)  # the same as a fresh page: liked as the hub says
+    assert [p.liked for p in (await bob.home()).items] == [False, False]

@@ -45,6 +45,26 @@ async def test_follow_post_edit_like_delete_arrive_live(connect: Connect, subpro
         assert deleted.data == {"id": post["id"]}
 
 
+async def test_replies_and_pages_say_whether_the_viewer_likes_a_post(connect: Connect) -> None:
+    alice = await connect("alice")
+    bob = await connect("bob")
+    await alice.call("follow", user="bob")
+    post = await bob.call("post", text="like me")
+    assert post["liked"] is False
+    inserted = await alice.next_event("feed.insert")
+    assert "liked" not in inserted.data  # events carry the same bytes to everyone
+    await alice.call("like", post=post["id"])
+    await bob.call("like", post=post["id"])
+    await alice.call("unlike", post=post["id"])
+    await bob.call("like", post=post["id"])  # idempotent: still liked once
+    for viewer, liked in ((alice, False), (bob, True)):
+        for op, args in (("feed.home", {}), ("feed.user", {"user": "bob"}), ("feed.public", {})):
+            (shown,) = (await viewer.call(op, **args))["items"]
+            assert (shown["liked"], shown["likes"]) == (liked, 1), (op, viewer)
+    edited = await bob.call("edit", post=post["id"], text="liked by its author")
+    assert edited["liked"] is True
+
+
 async def test_like_counts_are_coalesced(connect: Connect) -> None:
     alice = await connect("alice")
     bob = await connect("bob")

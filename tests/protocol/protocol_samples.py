@@ -101,9 +101,9 @@ REQUESTS: dict[str, Request] = {
 REPLIES: dict[str, Reply] = {
     "auth": Reply(1, {"user": PROFILE, "cursor": "1040"}),
     "auth.resume": Reply(1, {"user": PROFILE, "replayed": 3, "cursor": "1044"}),
-    "post": Reply(8, POST),
+    "post": Reply(8, {**POST, "liked": False}),
     "follow": Reply(4, {"user": "bob", "following": True}),
-    "feed.home": Reply(13, {"items": [POST], "next": "p:42"}),
+    "feed.home": Reply(13, {"items": [{**POST, "liked": False}], "next": "p:42"}),
     "notifications": Reply(18, {"items": [NOTIFICATION], "next": None, "unread": 1}),
     "resume": Reply(23, {"replayed": 3, "cursor": "1044"}),
     "ping": Reply(24, {"time": 1732406580000}),

@@ -72,6 +72,31 @@ test("two users see each other's posts, edits, likes and deletes live", async ()
   bobFeed.dispose();
 });
 
+test("a feed knows which posts its own user likes, live and after a reload", async () => {
+  const carol = await signIn("carol");
+  const dave = await signIn("dave");
+  await carol.follow("dave");
+  const post = await dave.post("like me, carol");
+  const feed = new LiveFeed(carol);
+  await feed.load();
+  assert.equal(feed.byId.get(post.id).liked, false);
+
+  const liked = nextChange(feed, "update", (c) => c.post.id === post.id && c.post.liked === true);
+  await carol.like(post.id);
+  assert.equal((await liked).post.likes, 1);
+  const fresh = new LiveFeed(carol);
+  await fresh.load();
+  assert.equal(fresh.byId.get(post.id).liked, true);
+
+  const unliked = nextChange(feed, "update", (c) => c.post.id === post.id && c.post.liked === false);
+  await carol.unlike(post.id);
+  assert.equal((await unliked).post.likes, 0);
+  const davesView = new LiveFeed(dave);
+  await davesView.load();
+  assert.equal(davesView.byId.get(post.id).liked, false);
+  for (const each of [feed, fresh, davesView]) each.dispose();
+});
+
 test("after a hub restart the client resumes and gets the post made meanwhile, once", async () => {
   const carol = await signIn("carol");
   const dave = await signIn("dave");
