@@ -99,6 +99,8 @@ class Handlers:
         service = self._service
         user = session.user
         match op:
+            case ops.GetPost(post=post_id):
+                return (await self._posts(user, [await service.get_post(post_id)]))[0]
             case ops.FeedHome(before=before, limit=limit):
                 return await self._post_page(user, service.home_page(user, before, limit))
             case ops.FeedUser(user=target, before=before, limit=limit):

@@ -193,6 +193,15 @@ class DeletePost(_Operation):
 
 
 @dataclass(frozen=True, slots=True)
+class GetPost(_Operation):
+    """``post.get``: One post by id (``not_found`` when unknown or deleted)."""
+
+    NAME: ClassVar[str] = "post.get"
+    ARGS: ClassVar[Readers] = (("post", v.post_id),)
+    post: int
+
+
+@dataclass(frozen=True, slots=True)
 class Like(_Operation):
     """``like``: Like a post (idempotent)."""
 
@@ -337,6 +346,7 @@ Operation = (
     | CreatePost
     | EditPost
     | DeletePost
+    | GetPost
     | Like
     | Unlike
     | FeedHome
@@ -367,6 +377,7 @@ OPERATIONS: dict[str, type[Operation]] = {
         CreatePost,
         EditPost,
         DeletePost,
+        GetPost,
         Like,
         Unlike,
         FeedHome,

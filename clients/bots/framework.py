@@ -169,11 +169,9 @@ async def _tick(seconds: float, handler: Timer, client: Client) -> None:
 
 
 async def _find_post(client: Client, note: Notification) -> Post | None:
-    """The post a notification is about, looked up among its author's recent posts."""
+    """The post a notification is about (None when it is gone or cannot be read)."""
     if note.post is None:
         return None
     with contextlib.suppress(SdkError):
-        for post in (await client.timeline(note.actor, limit=50)).items:
-            if post.id == note.post:
-                return post
+        return await client.get_post(note.post)
     return None

@@ -105,6 +105,7 @@ export class HubbubClient extends Emitter<ClientEvents> {
   post(text: string, replyTo?: number): Promise<Post>;
   edit(post: number, text: string): Promise<Post>;
   deletePost(post: number): Promise<{ post: number; deleted: true }>;
+  getPost(post: number): Promise<Post>;
   like(post: number): Promise<{ post: number; liked: true; likes: number }>;
   unlike(post: number): Promise<{ post: number; liked: false; likes: number }>;
   follow(user: string): Promise<{ user: string; following: true }>;

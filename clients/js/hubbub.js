@@ -230,6 +230,8 @@ export class HubbubClient extends Emitter {
   /** @param {number} post */
   deletePost(post) { return this.call("delete", { post }); }
   /** @param {number} post */
+  getPost(post) { return this.call("post.get", { post }); }
+  /** @param {number} post */
   like(post) { return this.#setLike("like", post); }
   /** @param {number} post */
   unlike(post) { return this.#setLike("unlike", post); }

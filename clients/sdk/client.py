@@ -116,6 +116,10 @@ class Client:
         """Delete one's own post."""
         await self._call(ops.DeletePost(post))
 
+    async def get_post(self, post: int) -> Post:
+        """One post by id, with ``liked`` (NotFound when unknown or deleted)."""
+        return self._convert(Post.from_wire, await self._call(ops.GetPost(post)))
+
     async def like(self, post: int) -> int:
         """Like a post (idempotent); returns its like count."""
         return await self._set_like(ops.Like(post), post, liked=True)

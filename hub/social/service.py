@@ -222,6 +222,10 @@ class SocialService:
 
     # -- feeds ---------------------------------------------------------------------------
 
+    async def get_post(self, post_id: int) -> Post:
+        """One post (not_found for a missing or deleted post)."""
+        return await self._post(post_id)
+
     async def liked_among(self, actor: str, post_ids: Sequence[int]) -> set[int]:
         """Which of ``post_ids`` the actor likes."""
         return await self._store.liked_among(actor, post_ids)

@@ -44,6 +44,8 @@ async def test_every_operation(sdk: Open, codec: str) -> None:
     assert (reply.reply_to, reply.root) == (post.id, post.id)
     assert [p.id for p in (await bob.replies(post.id)).items] == [reply.id]
     assert await alice.like(post.id) == 1
+    fetched = await alice.get_post(post.id)
+    assert (fetched.id, fetched.likes, fetched.liked) == (post.id, 1, True)
     edited = await bob.edit(post.id, "hello again #news")
     assert edited.edited_at is not None
     assert (await expect(events, FeedInsert)).post.id == reply.id
@@ -87,6 +89,8 @@ async def test_errors_are_typed_exceptions(sdk: Open) -> None:
     post = await bob.post("mine")
     with pytest.raises(Forbidden):
         await alice.edit(post.id, "yours")
+    with pytest.raises(NotFound):
+        await alice.get_post(post.id + 1000)
     with pytest.raises(BadRequest):
         await alice.post("   ")
     with pytest.raises(TooLarge):

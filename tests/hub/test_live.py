@@ -63,6 +63,12 @@ async def test_replies_and_pages_say_whether_the_viewer_likes_a_post(connect: Co
             assert (shown["liked"], shown["likes"]) == (liked, 1), (op, viewer)
     edited = await bob.call("edit", post=post["id"], text="liked by its author")
     assert edited["liked"] is True
+    assert await bob.call("post.get", post=post["id"]) == edited
+    assert (await alice.call("post.get", post=post["id"]))["liked"] is False
+    await bob.call("delete", post=post["id"])
+    for missing in (post["id"], post["id"] + 1000):
+        refused = await alice.call_raw("post.get", post=missing)
+        assert getattr(refused, "code", None) == "not_found"
 
 
 async def test_like_counts_are_coalesced(connect: Connect) -> None:

@@ -96,6 +96,7 @@ REQUESTS: dict[str, Request] = {
     "unsubscribe": Request(22, ops.Unsubscribe("thread:42")),
     "resume": Request(23, ops.Resume("1041")),
     "ping": Request(24, ops.Ping()),
+    "post.get": Request(25, ops.GetPost(42)),
 }
 
 REPLIES: dict[str, Reply] = {

@@ -84,6 +84,7 @@ test("a feed knows which posts its own user likes, live and after a reload", asy
   const liked = nextChange(feed, "update", (c) => c.post.id === post.id && c.post.liked === true);
   await carol.like(post.id);
   assert.equal((await liked).post.likes, 1);
+  assert.deepEqual(await carol.getPost(post.id), { ...post, likes: 1, liked: true });
   const fresh = new LiveFeed(carol);
   await fresh.load();
   assert.equal(fresh.byId.get(post.id).liked, true);
