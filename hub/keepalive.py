@@ -2,11 +2,13 @@
 
 websockets' own keepalive runs a task and a timer per connection: about 2 KiB each for
 every idle connection. The node turns it off (``ping_interval=None``) and runs one
-:class:`Keepalive`: every ``interval`` seconds it pings every open connection, a slice
-at a time so that the loop keeps serving, then waits up to ``interval`` seconds for the
-pongs and hands each connection that did not answer to ``on_dead`` (the node closes
-it with 1011, as websockets would). Clients need nothing new: answering pings is part
-of the WebSocket protocol.
+:class:`Keepalive`: every ``interval`` seconds it starts a short-lived check per open
+connection (ping, then wait for the pong), a slice at a time so that the loop keeps
+serving, waits up to ``interval`` seconds for all of them and hands each connection
+whose check did not finish to ``on_dead`` (the node closes it with 1011, as websockets
+would). The checks run side by side because ``ping()`` itself waits while the socket's
+write buffer is full: one stuck peer must not hold up the verdict on the others.
+Clients need nothing new: answering pings is part of the WebSocket protocol.
 """
 
 from __future__ import annotations
@@ -60,18 +62,23 @@ class Keepalive:
     async def sweep(self) -> None:
         """Ping every open connection once and report those whose pong does not come
         back within the interval."""
-        pongs: dict[ServerConnection, asyncio.Future[float]] = {}
+        loop = asyncio.get_running_loop()
+        checks: dict[ServerConnection, asyncio.Task[None]] = {}
         for count, connection in enumerate(list(self._connections()), 1):
-            with contextlib.suppress(ConnectionClosed):
-                pongs[connection] = asyncio.ensure_future(await connection.ping())
+            checks[connection] = loop.create_task(_answers(connection))
             if count % PING_SLICE == 0:
                 await asyncio.sleep(0)
-        if not pongs:
+        if not checks:
             return
-        await asyncio.wait(pongs.values(), timeout=self._interval)
-        for connection, pong in pongs.items():
-            if not pong.done():
-                pong.cancel()
+        await asyncio.wait(checks.values(), timeout=self._interval)
+        for connection, check in checks.items():
+            if not check.done():
+                check.cancel()
                 self._on_dead(connection)
-            elif not pong.cancelled():
-                pong.exception()  # a connection that closed meanwhile: nothing to report
+
+
+async def _answers(connection: ServerConnection) -> None:
+    """Ping ``connection`` and wait for its pong (a connection closing meanwhile counts
+    as answered: it is ending anyway)."""
+    with contextlib.suppress(ConnectionClosed):
+        await (await connection.ping())

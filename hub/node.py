@@ -59,6 +59,13 @@ CATCH_UP_SETTLE = 10.0
 """Seconds a catch-up waits for the bus to subscribe before it replays anyway."""
 
 
+LISTEN_BACKLOG = 4096
+"""Pending TCP connections the kernel queues for the node (capped by net.core.somaxconn).
+
+asyncio's default of 100 overflows in a reconnect storm: the kernel drops SYNs and each
+dropped client waits out a one-second (then three-second) retransmit."""
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -128,6 +135,7 @@ class Node:
             max_queue=4,
             close_timeout=2,
             ping_interval=None,  # one node-wide Keepalive instead of a task per connection
+            backlog=LISTEN_BACKLOG,
         )
         self.keepalive.start()
         self._pruner = asyncio.get_running_loop().create_task(self._prune_forever())

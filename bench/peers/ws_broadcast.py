@@ -43,7 +43,9 @@ async def main(port: int) -> None:
     """Listen on ``port`` (0: a free one) until SIGTERM."""
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    async with serve(handle, "127.0.0.1", port, compression=None, ping_interval=None) as server:
+    async with serve(
+        handle, "127.0.0.1", port, compression=None, ping_interval=None, backlog=4096
+    ) as server:
         print(f"listening on ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/", flush=True)
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)

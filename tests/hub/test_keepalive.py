@@ -9,6 +9,7 @@ import os
 
 import pytest
 
+from hub.keepalive import Keepalive
 from hub.node import Node
 from tests.hub.wsclient import WAIT, WsClient
 
@@ -65,3 +66,30 @@ async def test_connections_have_no_keepalive_task_of_their_own(node: Node) -> No
     (connection,) = list(node.open_connections())
     assert connection.keepalive_task is None
     await client.close()
+
+
+class StuckPeer:
+    """Stands in for a connection whose socket buffer is full: ``ping()`` itself waits
+    for a drain that never comes (what websockets does for a peer that stopped reading)."""
+
+    async def ping(self) -> asyncio.Future[float]:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+@pytest.mark.node_settings(ping_interval=0)  # only this test's sweeper pings
+async def test_a_stuck_peer_does_not_hold_up_the_verdict_on_others(node: Node) -> None:
+    client = await WsClient.open(f"ws://127.0.0.1:{node.port}/")
+    _, writer = await _silent_websocket(node.port)
+    real = list(node.open_connections())
+    stuck = StuckPeer()
+    dead: list[object] = []
+    sweeper = Keepalive(lambda: [stuck, *real], 0.5, dead.append)  # type: ignore[list-item]
+    try:
+        async with asyncio.timeout(WAIT):
+            await sweeper.sweep()  # returns after one interval, not never
+        assert len(dead) == 2 and dead[0] is stuck  # and the silent one; not the client
+        assert "time" in await client.call("ping")
+    finally:
+        writer.close()
+        await client.close()
