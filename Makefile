@@ -5,7 +5,9 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint typecheck bench system-deps clean
+JS := clients/js
+
+.PHONY: run test lint typecheck js-typecheck bench system-deps clean
 
 $(VENV)/.run-deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +19,10 @@ $(VENV)/.test-deps: pyproject.toml $(VENV)/.run-deps
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
+$(JS)/node_modules/.installed: $(JS)/package.json $(JS)/package-lock.json
+	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 run: $(VENV)/.run-deps  ## start a hub on the embedded store with dev tokens
 	$(VENV)/bin/hubbub serve --dev
 
@@ -24,7 +30,7 @@ system-deps:  ## install redis-server and chromium from Debian packages when mis
 	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server; }
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
-test: $(VENV)/.test-deps system-deps  ## lint, typecheck and the whole test suite
+test: $(VENV)/.test-deps system-deps js-typecheck  ## lint, typecheck and the whole test suite
 	$(VENV)/bin/ruff check protocol hub clients tests bench
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -p no:cacheprovider
@@ -33,8 +39,11 @@ lint: $(VENV)/.test-deps
 	$(VENV)/bin/ruff check protocol hub clients tests bench
 	$(VENV)/bin/ruff format --check protocol hub clients tests bench
 
-typecheck: $(VENV)/.test-deps
+typecheck: $(VENV)/.test-deps js-typecheck
 	$(VENV)/bin/mypy
+
+js-typecheck: $(JS)/node_modules/.installed  ## the JS client's .d.ts, with TypeScript from npm
+	cd $(JS) && ./node_modules/.bin/tsc -p .
 
 bench: $(VENV)/.test-deps system-deps
 	$(PY) -m pip install --quiet -e '.[bench]'
@@ -42,4 +51,4 @@ bench: $(VENV)/.test-deps system-deps
 	$(PY) bench/suite.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info $(JS)/node_modules
