@@ -29,6 +29,11 @@ class Background:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    async def cancel(self) -> None:
+        """Cancel every task still running and wait until they have ended."""
+        for task in list(self._tasks):
+            await stop_task(task)
+
 
 async def stop_task(task: asyncio.Task[Any] | None) -> None:
     """Cancel ``task`` (when there is one) and wait until it has ended."""

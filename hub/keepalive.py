@@ -1,14 +1,17 @@
-"""One keepalive task for the whole node instead of one per connection.
+"""One keepalive loop for the whole node instead of one task per connection.
 
 websockets' own keepalive runs a task and a timer per connection: about 2 KiB each for
 every idle connection. The node turns it off (``ping_interval=None``) and runs one
-:class:`Keepalive`: every ``interval`` seconds it starts a short-lived check per open
-connection (ping, then wait for the pong), a slice at a time so that the loop keeps
-serving, waits up to ``interval`` seconds for all of them and hands each connection
-whose check did not finish to ``on_dead`` (the node closes it with 1011, as websockets
-would). The checks run side by side because ``ping()`` itself waits while the socket's
-write buffer is full: one stuck peer must not hold up the verdict on the others.
-Clients need nothing new: answering pings is part of the WebSocket protocol.
+:class:`Keepalive`. Each round takes the open connections and spreads them over the
+interval in slices of :data:`PING_SLICE`: a slice is pinged, then the loop sleeps
+``interval / slices`` before the next, so 10,000 connections cost a few milliseconds
+every fraction of a second rather than one long stall (which would show up as latency
+spikes in the fan-out). A slice's check pings each connection in its own short task —
+``ping()`` itself waits while a socket's write buffer is full, and one stuck peer must
+not hold up the verdict on the others — waits up to ``interval`` for the pongs and hands
+each connection that did not answer to ``on_dead`` (the node closes it with 1011, as
+websockets would). Clients need nothing new: answering pings is part of the WebSocket
+protocol.
 """
 
 from __future__ import annotations
@@ -20,19 +23,19 @@ from collections.abc import Callable, Iterable
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from hub.background import stop_task
+from hub.background import Background, stop_task
 
 __all__ = ["KEEPALIVE_CLOSE", "PING_SLICE", "Keepalive"]
 
 KEEPALIVE_CLOSE = 1011
 """The close code of a connection that did not answer a ping (websockets' own choice)."""
 
-PING_SLICE = 500
-"""Connections pinged before the sweep yields to the event loop."""
+PING_SLICE = 100
+"""Connections pinged together; a round paces its slices evenly over the interval."""
 
 
 class Keepalive:
-    """Pings every connection each ``interval`` seconds; reports those that stay silent."""
+    """Pings every connection once per ``interval``; reports those that stay silent."""
 
     def __init__(
         self,
@@ -44,36 +47,40 @@ class Keepalive:
         self._interval = interval
         self._on_dead = on_dead
         self._task: asyncio.Task[None] | None = None
+        self._checks = Background()
 
     def start(self) -> None:
-        """Start sweeping (a no-op when the interval is 0: keepalive off)."""
+        """Start pinging (a no-op when the interval is 0: keepalive off)."""
         if self._interval > 0:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def close(self) -> None:
-        """Stop sweeping."""
+        """Stop pinging and drop the checks under way."""
         await stop_task(self._task)
+        await self._checks.cancel()
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self._interval)
-            await self.sweep()
+            connections = list(self._connections())
+            if not connections:
+                await asyncio.sleep(self._interval)
+                continue
+            slices = range(0, len(connections), PING_SLICE)
+            for start in slices:
+                self._checks.spawn(self.check(connections[start : start + PING_SLICE]))
+                await asyncio.sleep(self._interval / len(slices))
 
-    async def sweep(self) -> None:
-        """Ping every open connection once and report those whose pong does not come
-        back within the interval."""
+    async def check(self, connections: Iterable[ServerConnection]) -> None:
+        """Ping ``connections`` side by side; after at most one interval, report those
+        whose pong has not come back."""
         loop = asyncio.get_running_loop()
-        checks: dict[ServerConnection, asyncio.Task[None]] = {}
-        for count, connection in enumerate(list(self._connections()), 1):
-            checks[connection] = loop.create_task(_answers(connection))
-            if count % PING_SLICE == 0:
-                await asyncio.sleep(0)
+        checks = {connection: loop.create_task(_answers(connection)) for connection in connections}
         if not checks:
             return
         await asyncio.wait(checks.values(), timeout=self._interval)
-        for connection, check in checks.items():
-            if not check.done():
-                check.cancel()
+        for connection, answered in checks.items():
+            if not answered.done():
+                answered.cancel()
                 self._on_dead(connection)
 
 

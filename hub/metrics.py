@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 __all__ = ["CONTENT_TYPE_LATEST", "NodeMetrics"]
@@ -14,6 +21,8 @@ class NodeMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        ProcessCollector(registry=r)  # process_*: CPU seconds, resident memory, open fds
+        GCCollector(registry=r)  # python_gc_*: collections per generation (full = 2)
         self.connections = Gauge(
             "hubbub_connections", "Open authenticated WebSocket connections.", registry=r
         )

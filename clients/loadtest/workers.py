@@ -9,6 +9,7 @@ display and the timeline, and merges the workers' results into one report.
 from __future__ import annotations
 
 import asyncio
+import gc
 import multiprocessing
 import queue
 import threading
@@ -25,6 +26,12 @@ from clients.loadtest.report import Progress, merge_results
 from clients.loadtest.worker import Worker
 
 __all__ = ["LoadTestError", "run_loadtest"]
+
+GC_THRESHOLDS = (50_000, 20, 100)
+"""The worker's garbage-collector thresholds (CPython: 700, 10, 10): thousands of
+connections make each full collection a stall of a good fraction of a second, and
+frequent young collections promote short-lived objects until full ones come every few
+seconds. The hub tunes its own the same way (``hub.serve.GC_THRESHOLDS``)."""
 
 BARRIER_TIMEOUT = 600.0
 """Seconds a worker waits for the others at a phase boundary before giving up."""
@@ -60,6 +67,7 @@ def _worker_main(
     follow: bool,
     channel: _QueueChannel,
 ) -> None:
+    gc.set_threshold(*GC_THRESHOLDS)  # the worker's own GC pauses would count as latency
     try:
         import uvloop  # noqa: PLC0415 - optional
     except ImportError:  # pragma: no cover - uvloop is a dependency off Windows

@@ -88,6 +88,8 @@ async def test_http_endpoints(tmp_path: Path) -> None:
         metrics = (await _get(base + "/metrics"))[1].decode()
         assert "hubbub_connections 1.0" in metrics
         assert "hubbub_messages_in_total" in metrics
+        assert 'python_gc_collections_total{generation="2"}' in metrics
+        assert "process_resident_memory_bytes" in metrics
         await client.close()
     finally:
         server.kill()
