@@ -91,6 +91,7 @@ class Worker:
         self.stats: dict[str, Any] = {}
         self._background: list[asyncio.Task[None]] = []
         self._reconnecting: set[asyncio.Task[None]] = set()
+        self._connecting: set[int] = set()
         if self.factory.PERSISTENT_FOLLOWS:  # peers would have to re-join: not resumable
             for user, connection in self.connections.items():
                 connection.on_lost = functools.partial(self._lost, user)
@@ -169,17 +170,25 @@ class Worker:
         return False
 
     async def _connect_with_backoff(self, user: int, resume_from: str | None) -> bool:
-        """Try to connect ``user`` (resuming) up to RECONNECT_ATTEMPTS times with backoff."""
-        for attempt in range(RECONNECT_ATTEMPTS):
-            if await self._connect(user, resume_from):
-                return True
-            await asyncio.sleep(min(0.2 * 2**attempt, 3.0) * random.uniform(0.5, 1.0))
-        return False
+        """Try to connect ``user`` (resuming) up to RECONNECT_ATTEMPTS times with backoff.
+
+        Meanwhile a failed attempt's socket closing does not start a second loop."""
+        self._connecting.add(user)
+        try:
+            for attempt in range(RECONNECT_ATTEMPTS):
+                if await self._connect(user, resume_from):
+                    return True
+                await asyncio.sleep(min(0.2 * 2**attempt, 3.0) * random.uniform(0.5, 1.0))
+            return False
+        finally:
+            self._connecting.discard(user)
 
     def _lost(self, user: int) -> None:
         """The hub closed ``user``'s connection asking for a reconnect: resume, like a
         real client, so that the correctness counts judge the hub's promise."""
         self.up.discard(user)
+        if user in self._connecting:
+            return  # its reconnect loop is already running
         cursor = self.connections[user].cursor
         task = asyncio.get_running_loop().create_task(self._reconnect(user, cursor))
         self._reconnecting.add(task)
