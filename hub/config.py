@@ -8,6 +8,7 @@ beats the environment, which beats the default.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -78,6 +79,34 @@ def _parse_bool(text: str) -> bool:
     raise ValueError(f"expected true/false, got {text!r}")
 
 
+def _number(
+    kind: Callable[[str], float], low: float, *, above: bool = False, high: float | None = None
+) -> Callable[[str], Any]:
+    """A parser of ``kind`` (int or float) that refuses values below ``low`` (at or below
+    it with ``above``) or over ``high``: a negative timeout or a zero rate is a mistake,
+    not a setting."""
+    bound = f"> {low:g}" if above else f">= {low:g}"
+    what = f"{'a whole number' if kind is int else 'a number'} {bound}"
+    if high is not None:
+        what += f" and <= {high:g}"
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        out_of_range = value < low or (above and value == low)
+        if not math.isfinite(value) or out_of_range or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return parse
+
+
+_COUNT = _number(int, 1)
+_SECONDS = _number(float, 0)
+_POSITIVE = _number(float, 0, above=True)
+
 _SYNC_MODES: dict[str, Literal["normal", "full"]] = {"normal": "normal", "full": "full"}
 
 
@@ -90,7 +119,9 @@ def _parse_sync(text: str) -> Literal["normal", "full"]:
 
 OPTIONS: tuple[Option, ...] = (
     Option("host", "interface to listen on (0.0.0.0 for all)"),
-    Option("port", "TCP port for WebSocket and HTTP (0 picks a free one)", int),
+    Option(
+        "port", "TCP port for WebSocket and HTTP (0 picks a free one)", _number(int, 0, high=65535)
+    ),
     Option("data_dir", "directory of the embedded store and the token secret", Path),
     Option("secret", "HS256 secret that signs tokens (default: one kept in the data dir)"),
     Option("dev", "development mode: the hub hands out tokens at /dev/token", _parse_bool),
@@ -103,27 +134,29 @@ OPTIONS: tuple[Option, ...] = (
         flag_name="redis",
     ),
     Option("demo", "serve the demo web app at / (false to turn it off)", _parse_bool),
-    Option("max_frame", "largest frame a client may send, in bytes", int),
-    Option("outbox_limit", "bytes queued for one slow client before it is cut with 4001", int),
-    Option("request_rate", "requests per second allowed per connection", float),
-    Option("request_burst", "burst of requests allowed per connection", float),
-    Option("write_rate", "writes (post, like, follow, ...) per second per connection", float),
-    Option("write_burst", "burst of writes allowed per connection", float),
-    Option("flood_strikes", "rate_limited replies in a row before closing with 4502", int),
-    Option("garbage_strikes", "undecodable frames before closing with 4501", int),
-    Option("auth_timeout", "seconds a new connection has to authenticate", float),
-    Option("presence_grace", "seconds offline before followers see it (no flapping)", float),
-    Option("presence_ttl", "with --redis: seconds until a dead node's users go offline", float),
-    Option("fanout_limit", "with --redis: followers from which posts are merged on read", int),
-    Option("counts_window", "seconds over which like-count updates are coalesced", float),
-    Option("retention_seconds", "resume window: seconds of changes kept", int),
-    Option("retention_per_log", "resume window: newest changes kept per log, whatever age", int),
-    Option("prune_interval", "seconds between change-log prunes", float),
-    Option("drain_timeout", "seconds SIGTERM waits for clients to take their last frames", float),
+    Option("max_frame", "largest frame a client may send, in bytes", _COUNT),
+    Option("outbox_limit", "bytes queued for one slow client before it is cut with 4001", _COUNT),
+    Option("request_rate", "requests per second allowed per connection", _POSITIVE),
+    Option("request_burst", "burst of requests allowed per connection", _POSITIVE),
+    Option("write_rate", "writes (post, like, follow, ...) per second per connection", _POSITIVE),
+    Option("write_burst", "burst of writes allowed per connection", _POSITIVE),
+    Option("flood_strikes", "rate_limited replies in a row before closing with 4502", _COUNT),
+    Option("garbage_strikes", "undecodable frames before closing with 4501", _COUNT),
+    Option("auth_timeout", "seconds a new connection has to authenticate", _POSITIVE),
+    Option("presence_grace", "seconds offline before followers see it (no flapping)", _SECONDS),
+    Option("presence_ttl", "with --redis: seconds until a dead node's users go offline", _POSITIVE),
+    Option("fanout_limit", "with --redis: followers from which posts are merged on read", _COUNT),
+    Option("counts_window", "seconds over which like-count updates are coalesced", _SECONDS),
+    Option("retention_seconds", "resume window: seconds of changes kept", _number(int, 0)),
+    Option("retention_per_log", "resume window: newest changes kept per log, whatever age", _COUNT),
+    Option("prune_interval", "seconds between change-log prunes", _POSITIVE),
+    Option(
+        "drain_timeout", "seconds SIGTERM waits for clients to take their last frames", _SECONDS
+    ),
     Option(
         "ping_interval",
         "seconds between keepalive pings; a connection silent for as long is closed (0: off)",
-        float,
+        _SECONDS,
     ),
 )
 
@@ -156,7 +189,7 @@ def settings_from_args(
         if value is None and option.env in environ:
             try:
                 value = option.parse(environ[option.env])
-            except ValueError as exc:
+            except (ValueError, argparse.ArgumentTypeError) as exc:
                 raise SystemExit(f"hubbub: bad {option.env}: {exc}") from exc
         if value is not None:
             values[option.field] = value
