@@ -27,7 +27,7 @@ from clients.loadtest.worker import Worker
 
 __all__ = ["LoadTestError", "run_loadtest"]
 
-GC_THRESHOLDS = (50_000, 20, 100)
+GC_THRESHOLDS = (50_000, 20, 10)
 """The worker's garbage-collector thresholds (CPython: 700, 10, 10): thousands of
 connections make each full collection a stall of a good fraction of a second, and
 frequent young collections promote short-lived objects until full ones come every few
