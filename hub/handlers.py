@@ -7,7 +7,7 @@ session acknowledges the client first and publishes after (DESIGN.md section 2).
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hub.records import Change, Page, Post
@@ -91,8 +91,8 @@ class Handlers:
         liked = await self._service.liked_among(viewer, [post.id for post in posts])
         return [post_to_wire(post, post.id in liked) for post in posts]
 
-    async def _post_page(self, viewer: str, reading: Awaitable[Page[Post]]) -> dict[str, Any]:
-        page = await reading
+    async def _post_page(self, viewer: str, page: Page[Post]) -> dict[str, Any]:
+        """A page of posts on the wire, with ``liked`` as the viewer sees it."""
         return {"items": await self._posts(viewer, page.items), "next": page.next}
 
     async def _read(self, session: Session, op: ops.Operation) -> Mapping[str, Any]:
@@ -102,15 +102,16 @@ class Handlers:
             case ops.GetPost(post=post_id):
                 return (await self._posts(user, [await service.get_post(post_id)]))[0]
             case ops.FeedHome(before=before, limit=limit):
-                return await self._post_page(user, service.home_page(user, before, limit))
+                return await self._post_page(user, await service.home_page(user, before, limit))
             case ops.FeedUser(user=target, before=before, limit=limit):
-                return await self._post_page(user, service.user_page(target, before, limit))
+                return await self._post_page(user, await service.user_page(target, before, limit))
             case ops.FeedPublic(before=before, limit=limit):
-                return await self._post_page(user, service.public_page(before, limit))
+                return await self._post_page(user, await service.public_page(before, limit))
             case ops.FeedHashtag(tag=tag, before=before, limit=limit):
-                return await self._post_page(user, service.hashtag_page(tag, before, limit))
+                return await self._post_page(user, await service.hashtag_page(tag, before, limit))
             case ops.FeedReplies(post=post_id, before=before, limit=limit):
-                return await self._post_page(user, service.replies_page(post_id, before, limit))
+                replies = await service.replies_page(post_id, before, limit)
+                return await self._post_page(user, replies)
             case ops.Notifications(before=before, limit=limit):
                 page, unread = await service.notifications(user, before, limit)
                 return {**_page(page, notification_to_wire), "unread": unread}
