@@ -1,7 +1,7 @@
 """Records shared by the domain (``hub.social``) and the backends (``hub.backends``).
 
 Plain frozen dataclasses: stores return them, the domain reasons about them and
-``hub.social.wire`` turns them into wire maps. Nothing here does I/O.
+``hub.wire`` turns them into wire maps. Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from typing import Any, Generic, TypeVar
 __all__ = [
     "Change",
     "ChangeKind",
+    "Committed",
     "Interest",
     "NewChange",
+    "Notice",
     "Notification",
     "Page",
     "Post",
@@ -137,6 +139,28 @@ class Change:
     tags: tuple[str, ...]
     recipient: str | None
     data: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Committed(Generic[T]):
+    """The result of one write: its ``value`` and the ``changes`` committed with it.
+
+    The record, every change and notification it produced and their sequence numbers
+    were committed together (one SQLite transaction, one Redis script) and published
+    by that same commit; ``changes`` is empty when the write changed nothing.
+    """
+
+    value: T
+    changes: tuple[Change, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A notification a write must create for ``user``: ``kind`` is ``follow``, ``like``,
+    ``reply`` or ``mention``; the actor, post and time are the write's own."""
+
+    user: str
+    kind: str
 
 
 @dataclass(frozen=True, slots=True)

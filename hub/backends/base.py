@@ -1,8 +1,17 @@
 """The seams the domain and the fan-out run on: Store, ChangeLog, Bus and Presence.
 
 Each seam is a :class:`typing.Protocol`; the embedded implementations live in
-``hub.backends.sqlite`` (Store, ChangeLog) and ``hub.backends.memory`` (Bus, Presence).
-Every write method of Store and ChangeLog is durable before it returns.
+``hub.backends.sqlite`` (Store, ChangeLog) and ``hub.backends.memory`` (Bus, Presence),
+the shared ones in ``hub.backends.redis_*``.
+
+**One write, one commit.** Every write method of :class:`Store` commits the record,
+every change and notification it produces, their sequence numbers *and their
+publication* as one unit (one SQLite transaction followed by in-process delivery; one
+Lua script that also PUBLISHes on Redis) and returns them as a
+:class:`~hub.records.Committed`. A write either happened with its cursor or did not
+happen: no page can show what the change log lacks. The change log is thus the one
+publisher of changes on both backends (follows publish a :class:`FollowChange` the same
+way); :meth:`Bus.publish` carries only ephemeral presence.
 
 Page cursors are opaque strings produced by a store; a store handed a cursor it cannot
 read raises :class:`CursorError`. Methods that name a post or user that must exist raise
@@ -17,8 +26,10 @@ from typing import Protocol
 
 from hub.records import (
     Change,
+    Committed,
     Interest,
     NewChange,
+    Notice,
     Notification,
     Page,
     Post,
@@ -45,8 +56,9 @@ __all__ = [
 class FollowChange:
     """``follower`` started (``following``) or stopped following ``followee``.
 
-    Shared backends publish it so that the follower's sessions on every node update
-    their route keys; ``after`` is the change sequence head when the follow was written.
+    Every backend publishes it with the follow's commit, so that the follower's
+    sessions on every node update their route keys; ``after`` is the change sequence
+    head right after the follow was committed (the sessions replay from there).
     """
 
     follower: str
@@ -66,8 +78,9 @@ class BusGap:
 
 
 BusMessage = Change | PresenceChange | FollowChange | BusGap
-"""What travels on the bus: durable changes, ephemeral presence changes, follow
-updates and gap notices (the last two only from shared backends)."""
+"""What subscribers receive: durable changes and follow updates (published by the
+writes that commit them), ephemeral presence changes, and gap notices (only from a
+shared bus that reconnected)."""
 BusHandler = Callable[[BusMessage], None]
 """A bus subscriber: called synchronously for every published message."""
 
@@ -99,12 +112,19 @@ class Store(Protocol):
         """Change the name and/or bio (None keeps the current value); return the profile."""
         ...
 
-    async def follow(self, follower: str, followee: str, now: int) -> bool:
-        """Make ``follower`` follow ``followee``; True when newly following."""
+    async def follow(self, follower: str, followee: str, now: int) -> Committed[bool]:
+        """Make ``follower`` follow ``followee``; value: True when newly following.
+
+        A new follow commits a ``follow`` notification for the followee and publishes a
+        :class:`FollowChange`; an existing one commits nothing.
+        """
         ...
 
-    async def unfollow(self, follower: str, followee: str) -> bool:
-        """Stop following; True when ``follower`` was following ``followee``."""
+    async def unfollow(self, follower: str, followee: str) -> Committed[bool]:
+        """Stop following; value: True when ``follower`` was following ``followee``.
+
+        A removed follow publishes a :class:`FollowChange` (no change is logged).
+        """
         ...
 
     async def followee_ids(self, user: str) -> list[str]:
@@ -127,9 +147,14 @@ class Store(Protocol):
         root: int | None,
         tags: Sequence[str],
         mentions: Sequence[str],
+        notices: Sequence[Notice],
         now: int,
-    ) -> Post:
-        """Store a new post (bumping the parent's reply count for a reply); return it."""
+    ) -> Committed[Post]:
+        """Store a new post (bumping the parent's reply count for a reply).
+
+        Commits, in this order: ``post.created``; for a reply, the parent's
+        ``post.counts``; one notification per notice (about the new post).
+        """
         ...
 
     async def get_post(self, post_id: int) -> Post | None:
@@ -138,20 +163,33 @@ class Store(Protocol):
 
     async def edit_post(
         self, post_id: int, text: str, tags: Sequence[str], mentions: Sequence[str], now: int
-    ) -> Post:
-        """Replace the text, tags and mentions of a post; return the edited post."""
+    ) -> Committed[Post]:
+        """Replace the text, tags and mentions of a post; value: the edited post.
+
+        Commits ``post.edited`` (routed by the old and the new tags).
+        """
         ...
 
-    async def delete_post(self, post_id: int) -> Post:
-        """Soft-delete a post (its id is never reused); return it with ``deleted`` set."""
+    async def delete_post(self, post_id: int, now: int) -> Committed[Post]:
+        """Soft-delete a post (its id is never reused); value: it with ``deleted`` set.
+
+        Commits ``post.deleted`` and, for a reply, the parent's ``post.counts``.
+        """
         ...
 
-    async def like(self, user: str, post_id: int) -> tuple[bool, int]:
-        """Like a post (idempotent); return (changed?, like count now)."""
+    async def like(
+        self, user: str, post_id: int, notify: str | None, now: int
+    ) -> Committed[tuple[bool, int]]:
+        """Like a post (idempotent); value: (changed?, like count now).
+
+        A new like commits a ``like`` notification for ``notify`` (the post's author;
+        None for nobody).
+        """
         ...
 
-    async def unlike(self, user: str, post_id: int) -> tuple[bool, int]:
-        """Withdraw a like (idempotent); return (changed?, like count now)."""
+    async def unlike(self, user: str, post_id: int) -> Committed[tuple[bool, int]]:
+        """Withdraw a like (idempotent); value: (changed?, like count now). Commits no
+        change: the coalesced ``post.counts`` follows (:meth:`record_counts`)."""
         ...
 
     async def liked_among(self, user: str, post_ids: Sequence[int]) -> set[int]:
@@ -178,10 +216,9 @@ class Store(Protocol):
         """Direct replies to ``post_id``, oldest first."""
         ...
 
-    async def add_notification(
-        self, user: str, kind: str, actor: str, post: int | None, now: int
-    ) -> Notification:
-        """Store an unread notification for ``user``; return it."""
+    async def record_counts(self, post_id: int, now: int) -> Committed[None]:
+        """Commit one ``post.counts`` change with the post's current counters (none for
+        a deleted or missing post)."""
         ...
 
     async def notifications_page(
@@ -211,7 +248,8 @@ class ChangeLog(Protocol):
     """
 
     async def append(self, changes: Sequence[NewChange]) -> list[Change]:
-        """Durably append ``changes`` in order, assigning increasing sequence numbers."""
+        """Durably append ``changes`` in order, assigning increasing sequence numbers,
+        and publish them with the same commit (for changes that go with no record)."""
         ...
 
     async def head(self) -> int:
@@ -222,8 +260,10 @@ class ChangeLog(Protocol):
         """Changes with seq > ``after`` that ``interest`` matches, in seq order.
 
         None when a change the interest could match was pruned after ``after``, when
-        ``after`` lies beyond the head, or when more than ``limit`` changes match: the
-        client must resync.
+        ``after`` lies beyond the head, when more than ``limit`` changes match, or when
+        finding them would examine more than the backend's ``MAX_EXAMINED`` entries: the
+        client must resync. The cost is bounded: indexed reads in chunks that yield to
+        the event loop, never a scan of a whole log.
         """
         ...
 
@@ -233,10 +273,14 @@ class ChangeLog(Protocol):
 
 
 class Bus(Protocol):
-    """Carries changes and presence between nodes (or within one)."""
+    """Delivers what the writes publish, and presence, to every node's subscribers."""
 
-    async def publish(self, message: BusMessage) -> None:
-        """Deliver ``message`` to every subscriber (on every node)."""
+    async def publish(self, message: PresenceChange) -> None:
+        """Deliver an ephemeral presence change to every subscriber (on every node).
+
+        Changes and follow updates are never handed to this: the writes that commit
+        them publish them (see the module docstring).
+        """
         ...
 
     def subscribe(self, handler: BusHandler) -> None:

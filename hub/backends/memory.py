@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from hub.backends.base import BusHandler, BusMessage
+from hub.records import PresenceChange
 
 __all__ = ["MemoryBus", "MemoryPresence"]
 
@@ -14,16 +15,23 @@ logger = logging.getLogger(__name__)
 
 
 class MemoryBus:
-    """Delivers every published message to every handler, synchronously, in publish order.
+    """Delivers every message to every handler, synchronously, in the order handed in.
 
-    A handler that raises is logged and skipped; the publisher never sees the exception.
+    The embedded change log hands it what each write committed (:meth:`deliver`);
+    presence comes through :meth:`publish`. A handler that raises is logged and
+    skipped; the publisher never sees the exception.
     """
 
     def __init__(self) -> None:
         self._handlers: list[BusHandler] = []
 
-    async def publish(self, message: BusMessage) -> None:
-        """Call each subscribed handler with ``message``."""
+    async def publish(self, message: PresenceChange) -> None:
+        """Call each subscribed handler with a presence change."""
+        self.deliver(message)
+
+    def deliver(self, message: BusMessage) -> None:
+        """Call each subscribed handler with ``message`` (a committed change, a follow
+        update or a presence change)."""
         for handler in self._handlers:
             try:
                 handler(message)

@@ -1,7 +1,9 @@
 """The Redis Store: social data in hashes and sorted sets (key layout in ``redis_link``).
 
-Every write is one Lua script, so it is atomic and lands in the AOF as one unit before
-the method returns (with ``appendfsync always`` that means on disk; see the README).
+Every write is one Lua script that also appends and publishes the changes and
+notifications it produces (``redis_append``), so the record, its changes and their
+cursors are atomic and land in the AOF as one unit before the method returns (with
+``appendfsync always`` that means on disk; see the README).
 
 Post hash fields: ``id author text created_at edited_at reply_to root tags mentions
 likes replies deleted``; absent optional values are empty strings, tags and mentions are
@@ -22,14 +24,17 @@ updates the route keys of that user's sessions (see ``redis_bus``).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from hub import changes
+from hub.backends.base import MissingRecord
+from hub.backends.redis_append import APPEND_LUA, RouteKeys, Templates, committed_changes
 from hub.backends.redis_link import Keys, script_runner, translate_errors
 from hub.backends.redis_pages import PROFILE_FIELDS, RedisPages, profile_from_fields
-from hub.records import Notification, Post, Profile
+from hub.records import Committed, Notice, Notification, Post, Profile
 
 __all__ = ["FEED_CAP", "RedisStore"]
 
@@ -51,142 +56,169 @@ if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'bio', ARGV[4]) end
 return 1
 """
 
-# KEYS: follower profile, followee profile, following, followers, seq:follow, home,
-#       followee posts, seq:change.  ARGV: follower, followee, cap, channel
+# KEYS: (change log), follower profile, followee profile, following, followers, seq:follow,
+#       home, followee posts.  ARGV: ns, (changes at), follower, followee, cap, channel, now
 _FOLLOW = """
-if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[2]) == 0 then
-  return redis.error_reply('MISSING no user ' .. ARGV[1] .. ' or ' .. ARGV[2])
+if redis.call('EXISTS', KEYS[4]) == 0 or redis.call('EXISTS', KEYS[5]) == 0 then
+  return redis.error_reply('MISSING no user ' .. ARGV[3] .. ' or ' .. ARGV[4])
 end
-if redis.call('ZSCORE', KEYS[3], ARGV[2]) then return 0 end
-local id = redis.call('INCR', KEYS[5])
-redis.call('ZADD', KEYS[3], id, ARGV[2])
-redis.call('ZADD', KEYS[4], id, ARGV[1])
-redis.call('HINCRBY', KEYS[1], 'following', 1)
-redis.call('HINCRBY', KEYS[2], 'followers', 1)
-local cap = tonumber(ARGV[3])
-for _, post in ipairs(redis.call('ZREVRANGE', KEYS[7], 0, cap - 1)) do
-  redis.call('ZADD', KEYS[6], post, post)
+if redis.call('ZSCORE', KEYS[6], ARGV[4]) then return {0} end
+local id = redis.call('INCR', KEYS[8])
+redis.call('ZADD', KEYS[6], id, ARGV[4])
+redis.call('ZADD', KEYS[7], id, ARGV[3])
+redis.call('HINCRBY', KEYS[4], 'following', 1)
+redis.call('HINCRBY', KEYS[5], 'followers', 1)
+local cap = tonumber(ARGV[5])
+for _, post in ipairs(redis.call('ZREVRANGE', KEYS[10], 0, cap - 1)) do
+  redis.call('ZADD', KEYS[9], post, post)
 end
-redis.call('ZREMRANGEBYRANK', KEYS[6], 0, -(cap + 1))
-local head = redis.call('GET', KEYS[8]) or '0'
-redis.call('PUBLISH', ARGV[4], '{"t":"f","follower":"' .. ARGV[1] .. '","followee":"' ..
-           ARGV[2] .. '","on":true,"after":' .. head .. '}')
-return 1
+redis.call('ZREMRANGEBYRANK', KEYS[9], 0, -(cap + 1))
+notify(1, ARGV[4], 'follow', ARGV[3], '', ARGV[7])
+local out = committed(1)
+redis.call('PUBLISH', ARGV[6], '{"t":"f","follower":"' .. ARGV[3] .. '","followee":"' ..
+           ARGV[4] .. '","on":true,"after":' .. redis.call('GET', KEYS[1]) .. '}')
+return out
 """
 
 # KEYS and ARGV: as FOLLOW's
 _UNFOLLOW = """
-if redis.call('ZREM', KEYS[3], ARGV[2]) == 0 then return 0 end
-redis.call('ZREM', KEYS[4], ARGV[1])
-redis.call('HINCRBY', KEYS[1], 'following', -1)
-redis.call('HINCRBY', KEYS[2], 'followers', -1)
-local head = redis.call('GET', KEYS[8]) or '0'
-redis.call('PUBLISH', ARGV[4], '{"t":"f","follower":"' .. ARGV[1] .. '","followee":"' ..
-           ARGV[2] .. '","on":false,"after":' .. head .. '}')
-return 1
+if redis.call('ZREM', KEYS[6], ARGV[4]) == 0 then return {0} end
+redis.call('ZREM', KEYS[7], ARGV[3])
+redis.call('HINCRBY', KEYS[4], 'following', -1)
+redis.call('HINCRBY', KEYS[5], 'followers', -1)
+local head = redis.call('GET', KEYS[1]) or '0'
+redis.call('PUBLISH', ARGV[6], '{"t":"f","follower":"' .. ARGV[3] .. '","followee":"' ..
+           ARGV[4] .. '","on":false,"after":' .. head .. '}')
+return {1}
 """
 
-# KEYS: seq:post, profile, author posts, public, author followers, big
-# ARGV: ns, author, text, reply_to, root, tags, mentions, now, fanout_limit, cap
-_CREATE_POST = """
-local ns, author, reply_to, tags = ARGV[1], ARGV[2], ARGV[4], ARGV[6]
-if redis.call('EXISTS', KEYS[2]) == 0 then return redis.error_reply('MISSING no user') end
-if reply_to ~= '' then
-  local parent = ns .. '{p:' .. reply_to .. '}:post'
-  if redis.call('HGET', parent, 'deleted') ~= '0' then
-    return redis.error_reply('MISSING no post ' .. reply_to)
-  end
-  redis.call('HINCRBY', parent, 'replies', 1)
+# Sets vals.likes and vals.replies to the counters of post hash ``key``.
+_COUNTS = """
+local function counts_of(key)
+  local counts = redis.call('HMGET', key, 'likes', 'replies')
+  vals['likes'], vals['replies'] = tonumber(counts[1]), tonumber(counts[2])
 end
-local id = redis.call('INCR', KEYS[1])
+"""
+
+# KEYS: (change log), seq:post, profile, author posts, public, author followers, big
+# ARGV: ns, (changes at), author, text, reply_to, root, tags, mentions, now, fanout_limit,
+#       cap, then notices: count, (user, kind) each
+_CREATE_POST = """
+local author, reply_to, tags, now = ARGV[3], ARGV[5], ARGV[7], ARGV[9]
+if redis.call('EXISTS', KEYS[5]) == 0 then return redis.error_reply('MISSING no user') end
+local parent = ns .. '{p:' .. reply_to .. '}:post'
+if reply_to ~= '' and redis.call('HGET', parent, 'deleted') ~= '0' then
+  return redis.error_reply('MISSING no post ' .. reply_to)
+end
+local notices = tonumber(ARGV[12])
+for n = 1, notices do
+  if redis.call('EXISTS', user_key(ARGV[11 + 2 * n], 'profile')) == 0 then
+    return redis.error_reply('MISSING no user ' .. ARGV[11 + 2 * n])
+  end
+end
+local id = redis.call('INCR', KEYS[4])
+vals['post'] = id
 redis.call('HSET', ns .. '{p:' .. id .. '}:post', 'id', id, 'author', author,
-  'text', ARGV[3], 'created_at', ARGV[8], 'edited_at', '', 'reply_to', reply_to,
-  'root', ARGV[5], 'tags', tags, 'mentions', ARGV[7], 'likes', 0, 'replies', 0,
+  'text', ARGV[4], 'created_at', now, 'edited_at', '', 'reply_to', reply_to,
+  'root', ARGV[6], 'tags', tags, 'mentions', ARGV[8], 'likes', 0, 'replies', 0,
   'deleted', 0)
-redis.call('HINCRBY', KEYS[2], 'posts', 1)
-redis.call('ZADD', KEYS[3], id, id)
-redis.call('ZADD', KEYS[4], id, id)
-if reply_to ~= '' then redis.call('ZADD', ns .. '{p:' .. reply_to .. '}:replies', id, id) end
+redis.call('HINCRBY', KEYS[5], 'posts', 1)
+redis.call('ZADD', KEYS[6], id, id)
+redis.call('ZADD', KEYS[7], id, id)
+if reply_to ~= '' then
+  redis.call('HINCRBY', parent, 'replies', 1)
+  counts_of(parent)
+  redis.call('ZADD', ns .. '{p:' .. reply_to .. '}:replies', id, id)
+end
 for tag in string.gmatch(tags, '%S+') do
   redis.call('ZADD', ns .. '{t:' .. tag .. '}:posts', id, id)
 end
-local followers = tonumber(redis.call('HGET', KEYS[2], 'followers'))
-if followers >= tonumber(ARGV[9]) or redis.call('SISMEMBER', KEYS[6], author) == 1 then
-  redis.call('SADD', KEYS[6], author)
+local followers = tonumber(redis.call('HGET', KEYS[5], 'followers'))
+if followers >= tonumber(ARGV[10]) or redis.call('SISMEMBER', KEYS[9], author) == 1 then
+  redis.call('SADD', KEYS[9], author)
 else
-  local cap = tonumber(ARGV[10])
-  for _, follower in ipairs(redis.call('ZRANGE', KEYS[5], 0, -1)) do
-    local home = ns .. '{u:' .. follower .. '}:home'
+  local cap = tonumber(ARGV[11])
+  for _, follower in ipairs(redis.call('ZRANGE', KEYS[8], 0, -1)) do
+    local home = user_key(follower, 'home')
     redis.call('ZADD', home, id, id)
     if redis.call('ZCARD', home) > cap then redis.call('ZREMRANGEBYRANK', home, 0, 0) end
   end
 end
-return id
+for n = 1, notices do
+  notify(n, ARGV[11 + 2 * n], ARGV[12 + 2 * n], author, id, now)
+end
+return committed(id)
 """
 
-# KEYS: post. ARGV: ns, text, tags, mentions, now
+# KEYS: (change log), post. ARGV: ns, (changes at), text, tags, mentions, now
 _EDIT_POST = """
-local ns = ARGV[1]
-local old = redis.call('HMGET', KEYS[1], 'id', 'tags', 'deleted')
+local old = redis.call('HMGET', KEYS[4], 'id', 'tags', 'deleted')
 if old[3] ~= '0' then return redis.error_reply('MISSING no post') end
 for tag in string.gmatch(old[2], '%S+') do
   redis.call('ZREM', ns .. '{t:' .. tag .. '}:posts', old[1])
 end
-for tag in string.gmatch(ARGV[3], '%S+') do
+for tag in string.gmatch(ARGV[4], '%S+') do
   redis.call('ZADD', ns .. '{t:' .. tag .. '}:posts', old[1], old[1])
 end
-redis.call('HSET', KEYS[1], 'text', ARGV[2], 'tags', ARGV[3], 'mentions', ARGV[4],
-           'edited_at', ARGV[5])
-return 1
+redis.call('HSET', KEYS[4], 'text', ARGV[3], 'tags', ARGV[4], 'mentions', ARGV[5],
+           'edited_at', ARGV[6])
+return committed(1)
 """
 
-# KEYS: post, public. ARGV: ns, id
+# KEYS: (change log), post, public. ARGV: ns, (changes at), id
 _DELETE_POST = """
-local ns, id = ARGV[1], ARGV[2]
-local post = redis.call('HMGET', KEYS[1], 'author', 'reply_to', 'tags', 'deleted')
+local id = ARGV[3]
+local post = redis.call('HMGET', KEYS[4], 'author', 'reply_to', 'tags', 'deleted')
 if post[4] ~= '0' then return redis.error_reply('MISSING no post ' .. id) end
-redis.call('HSET', KEYS[1], 'deleted', 1)
-redis.call('ZREM', KEYS[2], id)
-redis.call('ZREM', ns .. '{u:' .. post[1] .. '}:posts', id)
-redis.call('HINCRBY', ns .. '{u:' .. post[1] .. '}:profile', 'posts', -1)
+redis.call('HSET', KEYS[4], 'deleted', 1)
+redis.call('ZREM', KEYS[5], id)
+redis.call('ZREM', user_key(post[1], 'posts'), id)
+redis.call('HINCRBY', user_key(post[1], 'profile'), 'posts', -1)
 for tag in string.gmatch(post[3], '%S+') do
   redis.call('ZREM', ns .. '{t:' .. tag .. '}:posts', id)
 end
 if post[2] ~= '' then
-  redis.call('HINCRBY', ns .. '{p:' .. post[2] .. '}:post', 'replies', -1)
+  local parent = ns .. '{p:' .. post[2] .. '}:post'
+  redis.call('HINCRBY', parent, 'replies', -1)
+  counts_of(parent)
   redis.call('ZREM', ns .. '{p:' .. post[2] .. '}:replies', id)
 end
-return 1
+return committed(1)
 """
 
-# KEYS: post, likes, user profile. ARGV: user, +1/-1
+# KEYS: (change log), post, likes, user profile.
+# ARGV: ns, (changes at), user, +1/-1, author to notify ('' for nobody), now
 _SET_LIKE = """
-if redis.call('HGET', KEYS[1], 'deleted') ~= '0' then
+if redis.call('HGET', KEYS[4], 'deleted') ~= '0' then
   return redis.error_reply('MISSING no post')
 end
-if redis.call('EXISTS', KEYS[3]) == 0 then return redis.error_reply('MISSING no user') end
+if redis.call('EXISTS', KEYS[6]) == 0 then return redis.error_reply('MISSING no user') end
 local changed
-if ARGV[2] == '1' then changed = redis.call('SADD', KEYS[2], ARGV[1])
-else changed = redis.call('SREM', KEYS[2], ARGV[1]) end
-if changed == 1 then return {1, redis.call('HINCRBY', KEYS[1], 'likes', tonumber(ARGV[2]))} end
-return {0, tonumber(redis.call('HGET', KEYS[1], 'likes'))}
+if ARGV[4] == '1' then changed = redis.call('SADD', KEYS[5], ARGV[3])
+else changed = redis.call('SREM', KEYS[5], ARGV[3]) end
+if changed == 0 then return {0, tonumber(redis.call('HGET', KEYS[4], 'likes'))} end
+local likes = redis.call('HINCRBY', KEYS[4], 'likes', tonumber(ARGV[4]))
+if ARGV[5] == '' then return {1, likes} end
+notify(1, ARGV[5], 'like', ARGV[3], redis.call('HGET', KEYS[4], 'id'), ARGV[6])
+local out = committed(1)
+table.insert(out, 2, likes)
+return out
 """
 
-# KEYS: user profile, actor profile, seq:note, notes, notes:data, unread
-# ARGV: ns, post, record ("kind actor post created_at")
-_ADD_NOTIFICATION = """
-if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[2]) == 0 then
-  return redis.error_reply('MISSING no user')
-end
-if ARGV[2] ~= '' and redis.call('EXISTS', ARGV[1] .. '{p:' .. ARGV[2] .. '}:post') == 0 then
-  return redis.error_reply('MISSING no post ' .. ARGV[2])
-end
-local id = redis.call('INCR', KEYS[3])
-redis.call('ZADD', KEYS[4], id, id)
-redis.call('ZADD', KEYS[6], id, id)
-redis.call('HSET', KEYS[5], id, ARGV[3])
-return id
+# KEYS: (change log), post. ARGV: ns, (changes at)
+_RECORD_COUNTS = """
+if redis.call('HGET', KEYS[4], 'deleted') ~= '0' then return {0} end
+counts_of(KEYS[4])
+return committed(1)
 """
+
+
+Script = Callable[[list[str], list[Any]], Awaitable[Any]]
+
+
+def _write_script(writer: aioredis.Redis, source: str) -> Script:
+    """A write script: the change-log library, the counters helper, then ``source``."""
+    return script_runner(writer, APPEND_LUA + _COUNTS + source)
 
 
 @translate_errors
@@ -194,20 +226,28 @@ class RedisStore(RedisPages):
     """Store implementation on Redis (see :class:`hub.backends.base.Store`)."""
 
     def __init__(
-        self, client: aioredis.Redis, writer: aioredis.Redis, keys: Keys, fanout_limit: int
+        self,
+        client: aioredis.Redis,
+        writer: aioredis.Redis,
+        keys: Keys,
+        fanout_limit: int,
+        route_keys: RouteKeys,
     ) -> None:
         super().__init__(client, keys)
         self.fanout_limit = fanout_limit
-        run = script_runner
-        self._ensure = run(writer, _ENSURE_PROFILE)
-        self._update = run(writer, _UPDATE_PROFILE)
-        self._follow = run(writer, _FOLLOW)
-        self._unfollow = run(writer, _UNFOLLOW)
-        self._create = run(writer, _CREATE_POST)
-        self._edit = run(writer, _EDIT_POST)
-        self._delete = run(writer, _DELETE_POST)
-        self._set_like = run(writer, _SET_LIKE)
-        self._notify = run(writer, _ADD_NOTIFICATION)
+        self._route_keys = route_keys
+        self._ensure = script_runner(writer, _ENSURE_PROFILE)
+        self._update = script_runner(writer, _UPDATE_PROFILE)
+        self._follow = _write_script(writer, _FOLLOW)
+        self._unfollow = _write_script(writer, _UNFOLLOW)
+        self._create = _write_script(writer, _CREATE_POST)
+        self._edit = _write_script(writer, _EDIT_POST)
+        self._delete = _write_script(writer, _DELETE_POST)
+        self._set_like = _write_script(writer, _SET_LIKE)
+        self._counts = _write_script(writer, _RECORD_COUNTS)
+
+    def _templates(self) -> Templates:
+        return Templates(self._k, self._route_keys)
 
     def _profile_key(self, user: str) -> str:
         return self._k.user(user, "profile")
@@ -230,10 +270,15 @@ class RedisStore(RedisPages):
         await self._update([self._profile_key(user)], args)
         return await self._existing_profile(user)
 
-    def _follow_call(self, follower: str, followee: str) -> tuple[list[str], list[Any]]:
-        """The keys and arguments of the _FOLLOW and _UNFOLLOW scripts."""
+    async def _follow_write(self, script: Script, follower: str, followee: str, now: int) -> Any:
+        """Run the _FOLLOW or _UNFOLLOW script; the follow's notification is a template."""
         k = self._k
-        keys = [
+        templates = self._templates()
+        if script is self._follow:
+            notification = Notification(templates.hole("note1"), followee, "follow", follower,
+                                        None, now, False)  # fmt: skip
+            templates.add(changes.notified(notification, templates.hole("unread1"), now))
+        keys = templates.keys(
             self._profile_key(follower),
             self._profile_key(followee),
             k.user(follower, "following"),
@@ -241,17 +286,23 @@ class RedisStore(RedisPages):
             k.global_("seq:follow"),
             k.user(follower, "home"),
             k.user(followee, "posts"),
-            k.global_("seq:change"),
-        ]
-        return keys, [follower, followee, FEED_CAP, k.channel("u:" + follower)]
+        )
+        channel = k.channel("u:" + follower)
+        return await script(keys, templates.args(follower, followee, FEED_CAP, channel, now))
 
-    async def follow(self, follower: str, followee: str, now: int) -> bool:
-        """Make ``follower`` follow ``followee``; True when newly following."""
-        return bool(await self._follow(*self._follow_call(follower, followee)))
+    async def follow(self, follower: str, followee: str, now: int) -> Committed[bool]:
+        """Make ``follower`` follow ``followee``; value: True when newly following.
 
-    async def unfollow(self, follower: str, followee: str) -> bool:
-        """Stop following; True when ``follower`` was following ``followee``."""
-        return bool(await self._unfollow(*self._follow_call(follower, followee)))
+        A new follow commits a ``follow`` notification and publishes a FollowChange,
+        in the same script.
+        """
+        added, *flat = await self._follow_write(self._follow, follower, followee, now)
+        return Committed(bool(added), committed_changes(flat))
+
+    async def unfollow(self, follower: str, followee: str) -> Committed[bool]:
+        """Stop following; value: True when ``follower`` was following ``followee``."""
+        (removed,) = await self._follow_write(self._unfollow, follower, followee, 0)
+        return Committed(bool(removed))
 
     async def create_post(  # noqa: PLR0917 - the contract's positional signature
         self,
@@ -261,57 +312,119 @@ class RedisStore(RedisPages):
         root: int | None,
         tags: Sequence[str],
         mentions: Sequence[str],
+        notices: Sequence[Notice],
         now: int,
-    ) -> Post:
-        """Store a new post (bumping the parent's reply count for a reply); return it."""
+    ) -> Committed[Post]:
+        """Store a new post (bumping the parent's reply count for a reply).
+
+        Commits ``post.created``, the parent's ``post.counts`` for a reply, and one
+        notification per notice, in one script.
+        """
         k = self._k
-        keys = [
+        templates = self._templates()
+        post_id = templates.hole("post")
+        post = Post(post_id, author, text, now, None, reply_to, root, tuple(tags),
+                    tuple(mentions), 0, 0, False)  # fmt: skip
+        templates.add(changes.created(post, now))
+        parent = None if reply_to is None else await self.get_post(reply_to)
+        if parent is not None:
+            templates.add(changes.counts(self._counted(templates, parent), now))
+        for slot, notice in enumerate(notices, 1):
+            notification = Notification(templates.hole(f"note{slot}"), notice.user,
+                                        notice.kind, author, post_id, now, False)  # fmt: skip
+            templates.add(changes.notified(notification, templates.hole(f"unread{slot}"), now))
+        keys = templates.keys(
             k.global_("seq:post"),
             self._profile_key(author),
             k.user(author, "posts"),
             k.global_("public"),
             k.user(author, "followers"),
             k.global_("big"),
-        ]
-        args = [
-            k.ns, author, text, "" if reply_to is None else reply_to,
-            "" if root is None else root, " ".join(tags), " ".join(mentions), now,
-            self.fanout_limit, FEED_CAP,
-        ]  # fmt: skip
-        post_id = int(await self._create(keys, args))
-        return Post(
-            post_id, author, text, now, None, reply_to, root, tuple(tags), tuple(mentions),
-            0, 0, False,
+        )
+        args = templates.args(
+            author, text, "" if reply_to is None else reply_to, "" if root is None else root,
+            " ".join(tags), " ".join(mentions), now, self.fanout_limit, FEED_CAP,
+            len(notices), *(field for notice in notices for field in (notice.user, notice.kind)),
         )  # fmt: skip
+        created_id, *flat = await self._create(keys, args)
+        return Committed(dataclasses.replace(post, id=int(created_id)), committed_changes(flat))
+
+    @staticmethod
+    def _counted(templates: Templates, post: Post) -> Post:
+        """``post`` with its counters left for the script to fill in (after its write)."""
+        return dataclasses.replace(
+            post, likes=templates.hole("likes"), replies=templates.hole("replies")
+        )
 
     async def _existing_post(self, post_id: int) -> Post:
         found = await self.get_post(post_id)
-        assert found is not None
+        if found is None:
+            raise MissingRecord(f"no post {post_id}")
         return found
 
     async def edit_post(
         self, post_id: int, text: str, tags: Sequence[str], mentions: Sequence[str], now: int
-    ) -> Post:
-        """Replace the text, tags and mentions of a post; return the edited post."""
-        args = [self._k.ns, text, " ".join(tags), " ".join(mentions), now]
-        await self._edit([self._k.post(post_id)], args)
-        return await self._existing_post(post_id)
+    ) -> Committed[Post]:
+        """Replace the text, tags and mentions of a post; commit ``post.edited``."""
+        old = await self._existing_post(post_id)
+        new = dataclasses.replace(
+            old, text=text, tags=tuple(tags), mentions=tuple(mentions), edited_at=now
+        )
+        templates = self._templates()
+        templates.add(changes.edited(old, new, now))
+        keys = templates.keys(self._k.post(post_id))
+        _, *flat = await self._edit(keys, templates.args(text, " ".join(tags),
+                                                          " ".join(mentions), now))  # fmt: skip
+        return Committed(await self._existing_post(post_id), committed_changes(flat))
 
-    async def delete_post(self, post_id: int) -> Post:
-        """Soft-delete a post (its id is never reused); return it with ``deleted`` set."""
+    async def delete_post(self, post_id: int, now: int) -> Committed[Post]:
+        """Soft-delete a post (its id is never reused); commit ``post.deleted`` and, for a
+        reply, the parent's ``post.counts``."""
+        gone = dataclasses.replace(await self._existing_post(post_id), deleted=True)
+        templates = self._templates()
+        templates.add(changes.deleted(gone, now))
+        parent = None if gone.reply_to is None else await self.get_post(gone.reply_to)
+        if parent is not None:
+            templates.add(changes.counts(self._counted(templates, parent), now))
+        keys = templates.keys(self._k.post(post_id), self._k.global_("public"))
+        _, *flat = await self._delete(keys, templates.args(post_id))
+        return Committed(gone, committed_changes(flat))
+
+    async def record_counts(self, post_id: int, now: int) -> Committed[None]:
+        """Commit one ``post.counts`` change with the post's current counters."""
         post = await self.get_post(post_id)
-        keys = [self._k.post(post_id), self._k.global_("public")]
-        await self._delete(keys, [self._k.ns, post_id])
-        assert post is not None  # the script refused a missing post
-        return dataclasses.replace(post, deleted=True)
+        if post is None:
+            return Committed(None)
+        templates = self._templates()
+        templates.add(changes.counts(self._counted(templates, post), now))
+        _, *flat = await self._counts(templates.keys(self._k.post(post_id)), templates.args())
+        return Committed(None, committed_changes(flat))
 
-    async def like(self, user: str, post_id: int) -> tuple[bool, int]:
-        """Like a post (idempotent); return (changed?, like count now)."""
-        return await self._like(user, post_id, 1)
+    async def like(
+        self, user: str, post_id: int, notify: str | None, now: int
+    ) -> Committed[tuple[bool, int]]:
+        """Like a post (idempotent); value: (changed?, like count now).
 
-    async def unlike(self, user: str, post_id: int) -> tuple[bool, int]:
-        """Withdraw a like (idempotent); return (changed?, like count now)."""
-        return await self._like(user, post_id, -1)
+        A new like commits a ``like`` notification for ``notify`` (the author), if any.
+        """
+        templates = self._templates()
+        if notify is not None:
+            notification = Notification(templates.hole("note1"), notify, "like", user,
+                                        post_id, now, False)  # fmt: skip
+            templates.add(changes.notified(notification, templates.hole("unread1"), now))
+        return await self._like(templates, user, post_id, 1, notify or "", now)
+
+    async def unlike(self, user: str, post_id: int) -> Committed[tuple[bool, int]]:
+        """Withdraw a like (idempotent); value: (changed?, like count now)."""
+        return await self._like(self._templates(), user, post_id, -1, "", 0)
+
+    async def _like(  # noqa: PLR0917 - the script's arguments, in its order
+        self, templates: Templates, user: str, post_id: int, delta: int, notify: str, now: int
+    ) -> Committed[tuple[bool, int]]:
+        k = self._k
+        keys = templates.keys(k.post(post_id), k.post(post_id, "likes"), self._profile_key(user))
+        changed, likes, *flat = await self._set_like(keys, templates.args(user, delta, notify, now))
+        return Committed((bool(changed), int(likes)), committed_changes(flat))
 
     async def liked_among(self, user: str, post_ids: Sequence[int]) -> set[int]:
         """Which of ``post_ids`` ``user`` likes (unknown ids are simply not in the set)."""
@@ -320,28 +433,6 @@ class RedisStore(RedisPages):
                 pipe.sismember(self._k.post(post_id, "likes"), user)
             found = await pipe.execute()
         return {post_id for post_id, liked in zip(post_ids, found, strict=True) if liked}
-
-    async def _like(self, user: str, post_id: int, delta: int) -> tuple[bool, int]:
-        keys = [self._k.post(post_id), self._k.post(post_id, "likes"), self._profile_key(user)]
-        changed, likes = await self._set_like(keys, [user, delta])
-        return bool(changed), int(likes)
-
-    async def add_notification(
-        self, user: str, kind: str, actor: str, post: int | None, now: int
-    ) -> Notification:
-        """Store an unread notification for ``user``; return it."""
-        k = self._k
-        keys = [
-            self._profile_key(user),
-            self._profile_key(actor),
-            k.global_("seq:note"),
-            k.user(user, "notes"),
-            k.user(user, "notes:data"),
-            k.user(user, "unread"),
-        ]
-        record = f"{kind} {actor} {'' if post is None else post} {now}"
-        nid = int(await self._notify(keys, [k.ns, "" if post is None else post, record]))
-        return Notification(nid, user, kind, actor, post, now, False)
 
     async def mark_read(self, user: str, up_to: int | None) -> int:
         """Mark notifications with id <= ``up_to`` (all when None) read; return unread count."""

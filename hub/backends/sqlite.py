@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub.backends.sqlite_changelog import SqliteChangeLog
+from hub.backends.sqlite_changelog import Publish, SqliteChangeLog
 from hub.backends.sqlite_schema import DB_FILENAME, Synchronous, connect
 from hub.backends.sqlite_store import SqliteStore
 
@@ -35,19 +35,19 @@ class SqliteBackend:
         synchronous: Synchronous = "normal",
         retention_seconds: float = 900,
         retention_per_log: int = 1000,
+        publish: Publish | None = None,
     ) -> SqliteBackend:
         """Open (creating if needed) the database in ``data_dir``.
 
-        ``retention_seconds`` and ``retention_per_log`` are the change log's retention rule.
+        ``retention_seconds`` and ``retention_per_log`` are the change log's retention rule;
+        ``publish`` receives every committed change and follow update (the in-process
+        bus's ``deliver``), in commit order.
         """
         path = Path(data_dir) / DB_FILENAME
         path.parent.mkdir(parents=True, exist_ok=True)
         db = connect(path, synchronous)
-        return cls(
-            store=SqliteStore(db),
-            changelog=SqliteChangeLog(db, retention_seconds, retention_per_log),
-            path=path,
-        )
+        changelog = SqliteChangeLog(db, retention_seconds, retention_per_log, publish)
+        return cls(store=SqliteStore(db, changelog), changelog=changelog, path=path)
 
     async def close(self) -> None:
         """Close the shared connection; neither the store nor the change log works after."""

@@ -2,7 +2,10 @@
 
 Calls are synchronous inside the async methods: every statement is an indexed lookup or a
 bounded range scan, so they are fast enough to run on the event loop. Each write method
-runs in one transaction that is committed before it returns.
+runs in one transaction that holds the record, its notifications and its changes (with
+their sequence numbers, through :meth:`SqliteChangeLog.insert`); once committed, the
+changes are announced on the in-process bus (``hub.backends.base``: one write, one
+commit).
 
 Page cursors are ``str(id)`` of the last item's key (post id, follow id, notification id);
 pages are keyset-paginated (``id < before`` newest first, ``id > before`` for replies).
@@ -16,9 +19,11 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from hub.backends.base import CursorError, MissingRecord
+from hub import changes
+from hub.backends.base import CursorError, FollowChange, MissingRecord
+from hub.backends.sqlite_changelog import SqliteChangeLog
 from hub.backends.sqlite_schema import transaction
-from hub.records import Notification, Page, Post, Profile
+from hub.records import Change, Committed, NewChange, Notice, Notification, Page, Post, Profile
 
 __all__ = ["SqliteStore"]
 
@@ -81,8 +86,13 @@ def _page(rows: list[Row], limit: int, convert: Callable[[Row], T]) -> Page[T]:
 class SqliteStore:
     """Store implementation on one SQLite connection (see :class:`hub.backends.base.Store`)."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, changelog: SqliteChangeLog) -> None:
         self._db = db
+        self._log = changelog
+
+    def _commit_changes(self, db: sqlite3.Connection, new: list[NewChange]) -> tuple[Change, ...]:
+        """Insert ``new`` into the change log inside the open transaction ``db``."""
+        return tuple(self._log.insert(db, new))
 
     # -- profiles and follows ------------------------------------------------------------
 
@@ -130,8 +140,11 @@ class SqliteStore:
             "UPDATE profiles SET followers = followers + ? WHERE id = ?", (delta, followee)
         )
 
-    async def follow(self, follower: str, followee: str, now: int) -> bool:
-        """Make ``follower`` follow ``followee``; True when newly following."""
+    async def follow(self, follower: str, followee: str, now: int) -> Committed[bool]:
+        """Make ``follower`` follow ``followee``; value: True when newly following.
+
+        A new follow commits a ``follow`` notification and publishes a FollowChange.
+        """
         try:
             with transaction(self._db) as db:
                 added = db.execute(
@@ -139,21 +152,31 @@ class SqliteStore:
                     " VALUES (?, ?, ?)",
                     (follower, followee, now),
                 ).rowcount
-                if added:
-                    self._adjust_follow_counts(follower, followee, 1)
+                if not added:
+                    return Committed(False)
+                self._adjust_follow_counts(follower, followee, 1)
+                notice = self._notify(db, Notice(followee, "follow"), follower, None, now)
+                committed = self._commit_changes(db, [notice])
         except sqlite3.IntegrityError as exc:
             raise MissingRecord(f"no user {follower!r} or {followee!r}") from exc
-        return added == 1
+        self._log.announce([*committed, FollowChange(follower, followee, True, committed[-1].seq)])
+        return Committed(True, committed)
 
-    async def unfollow(self, follower: str, followee: str) -> bool:
-        """Stop following; True when ``follower`` was following ``followee``."""
+    async def unfollow(self, follower: str, followee: str) -> Committed[bool]:
+        """Stop following; value: True when ``follower`` was following ``followee``.
+
+        A removed follow publishes a FollowChange.
+        """
         with transaction(self._db) as db:
             removed = db.execute(
                 "DELETE FROM follows WHERE follower = ? AND followee = ?", (follower, followee)
             ).rowcount
             if removed:
                 self._adjust_follow_counts(follower, followee, -1)
-        return removed == 1
+        if not removed:
+            return Committed(False)
+        self._log.announce([FollowChange(follower, followee, False, await self._log.head())])
+        return Committed(True)
 
     async def followee_ids(self, user: str) -> list[str]:
         """The ids of everyone ``user`` follows."""
@@ -216,21 +239,46 @@ class SqliteStore:
         root: int | None,
         tags: Sequence[str],
         mentions: Sequence[str],
+        notices: Sequence[Notice],
         now: int,
-    ) -> Post:
-        """Store a new post (bumping the parent's reply count for a reply); return it."""
+    ) -> Committed[Post]:
+        """Store a new post (bumping the parent's reply count for a reply).
+
+        Commits ``post.created``, the parent's ``post.counts`` for a reply, and one
+        notification per notice.
+        """
+        try:
+            with transaction(self._db) as db:
+                self._bump("profiles", "posts", author, 1)
+                if reply_to is not None:
+                    self._bump("posts", "replies", reply_to, 1)
+                post_id = db.execute(
+                    "INSERT INTO posts (author, text, created_at, reply_to, root, tags, mentions)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (author, text, now, reply_to, root, " ".join(tags), " ".join(mentions)),
+                ).lastrowid
+                assert post_id is not None
+                self._set_tags(post_id, tags)
+                post = self._existing_post(post_id)
+                new = [changes.created(post, now), *self._counts_of(reply_to, now)]
+                new += [self._notify(db, notice, author, post_id, now) for notice in notices]
+                committed = self._commit_changes(db, new)
+        except sqlite3.IntegrityError as exc:
+            raise MissingRecord(f"no user among {author!r} and the notified") from exc
+        self._log.announce(committed)
+        return Committed(post, committed)
+
+    def _counts_of(self, post_id: int | None, now: int) -> list[NewChange]:
+        """A ``post.counts`` change for a live post (none for no post or a deleted one)."""
+        post = None if post_id is None else self._post(post_id)
+        return [] if post is None else [changes.counts(post, now)]
+
+    async def record_counts(self, post_id: int, now: int) -> Committed[None]:
+        """Commit one ``post.counts`` change with the post's current counters."""
         with transaction(self._db) as db:
-            self._bump("profiles", "posts", author, 1)
-            if reply_to is not None:
-                self._bump("posts", "replies", reply_to, 1)
-            post_id = db.execute(
-                "INSERT INTO posts (author, text, created_at, reply_to, root, tags, mentions)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (author, text, now, reply_to, root, " ".join(tags), " ".join(mentions)),
-            ).lastrowid
-            assert post_id is not None
-            self._set_tags(post_id, tags)
-        return self._existing_post(post_id)
+            committed = self._commit_changes(db, self._counts_of(post_id, now))
+        self._log.announce(committed)
+        return Committed(None, committed)
 
     async def get_post(self, post_id: int) -> Post | None:
         """The post, or None when it does not exist or was deleted."""
@@ -238,39 +286,51 @@ class SqliteStore:
 
     async def edit_post(
         self, post_id: int, text: str, tags: Sequence[str], mentions: Sequence[str], now: int
-    ) -> Post:
-        """Replace the text, tags and mentions of a post; return the edited post."""
+    ) -> Committed[Post]:
+        """Replace the text, tags and mentions of a post; commit ``post.edited``."""
         with transaction(self._db) as db:
-            changed = db.execute(
-                "UPDATE posts SET text = ?, tags = ?, mentions = ?, edited_at = ?"
-                " WHERE id = ? AND deleted = 0",
+            old = self._existing_post(post_id)
+            db.execute(
+                "UPDATE posts SET text = ?, tags = ?, mentions = ?, edited_at = ? WHERE id = ?",
                 (text, " ".join(tags), " ".join(mentions), now, post_id),
-            ).rowcount
-            if not changed:
-                raise MissingRecord(f"no post {post_id}")
+            )
             self._set_tags(post_id, tags)
-        return self._existing_post(post_id)
+            new = self._existing_post(post_id)
+            committed = self._commit_changes(db, [changes.edited(old, new, now)])
+        self._log.announce(committed)
+        return Committed(new, committed)
 
-    async def delete_post(self, post_id: int) -> Post:
-        """Soft-delete a post (its id is never reused); return it with ``deleted`` set."""
-        post = self._existing_post(post_id)
+    async def delete_post(self, post_id: int, now: int) -> Committed[Post]:
+        """Soft-delete a post (its id is never reused); commit ``post.deleted`` and, for a
+        reply, the parent's ``post.counts``."""
         with transaction(self._db) as db:
+            post = self._existing_post(post_id)
             db.execute("UPDATE posts SET deleted = 1 WHERE id = ?", (post_id,))
             db.execute("DELETE FROM post_tags WHERE post_id = ?", (post_id,))
             self._bump("profiles", "posts", post.author, -1)
             if post.reply_to is not None:
                 self._bump("posts", "replies", post.reply_to, -1)
-        return dataclasses.replace(post, deleted=True)
+            gone = dataclasses.replace(post, deleted=True)
+            new = [changes.deleted(gone, now), *self._counts_of(post.reply_to, now)]
+            committed = self._commit_changes(db, new)
+        self._log.announce(committed)
+        return Committed(gone, committed)
 
-    async def like(self, user: str, post_id: int) -> tuple[bool, int]:
-        """Like a post (idempotent); return (changed?, like count now)."""
-        return self._set_like(
-            user, post_id, "INSERT OR IGNORE INTO likes (post_id, user) VALUES (?, ?)", 1
-        )
+    async def like(
+        self, user: str, post_id: int, notify: str | None, now: int
+    ) -> Committed[tuple[bool, int]]:
+        """Like a post (idempotent); value: (changed?, like count now).
 
-    async def unlike(self, user: str, post_id: int) -> tuple[bool, int]:
-        """Withdraw a like (idempotent); return (changed?, like count now)."""
-        return self._set_like(user, post_id, "DELETE FROM likes WHERE post_id = ? AND user = ?", -1)
+        A new like commits a ``like`` notification for ``notify`` (the author), if any.
+        """
+        statement = "INSERT OR IGNORE INTO likes (post_id, user) VALUES (?, ?)"
+        liked = None if notify is None else (Notice(notify, "like"), now)
+        return self._set_like(user, post_id, statement, 1, liked)
+
+    async def unlike(self, user: str, post_id: int) -> Committed[tuple[bool, int]]:
+        """Withdraw a like (idempotent); value: (changed?, like count now)."""
+        statement = "DELETE FROM likes WHERE post_id = ? AND user = ?"
+        return self._set_like(user, post_id, statement, -1, None)
 
     async def liked_among(self, user: str, post_ids: Sequence[int]) -> set[int]:
         """Which of ``post_ids`` ``user`` likes (unknown ids are simply not in the set)."""
@@ -283,17 +343,31 @@ class SqliteStore:
         )
         return {post_id for (post_id,) in rows}
 
-    def _set_like(self, user: str, post_id: int, statement: str, delta: int) -> tuple[bool, int]:
-        """Run the like/unlike ``statement``; keep the post's counter in step."""
-        self._existing_post(post_id)
+    def _set_like(
+        self,
+        user: str,
+        post_id: int,
+        statement: str,
+        delta: int,
+        notify: tuple[Notice, int] | None,
+    ) -> Committed[tuple[bool, int]]:
+        """Run the like/unlike ``statement``; keep the post's counter in step; commit the
+        ``(notice, time)`` of a new like, if any."""
+        committed: tuple[Change, ...] = ()
         try:
             with transaction(self._db) as db:
+                likes = self._existing_post(post_id).likes
                 changed = db.execute(statement, (post_id, user)).rowcount == 1
                 if changed:
                     db.execute("UPDATE posts SET likes = likes + ? WHERE id = ?", (delta, post_id))
+                if changed and notify is not None:
+                    notice = self._notify(db, notify[0], user, post_id, notify[1])
+                    committed = self._commit_changes(db, [notice])
+                likes += delta if changed else 0
         except sqlite3.IntegrityError as exc:
             raise MissingRecord(f"no user {user!r}") from exc
-        return changed, self._existing_post(post_id).likes
+        self._log.announce(committed)
+        return Committed((changed, likes), committed)
 
     # -- feeds ---------------------------------------------------------------------------
 
@@ -363,20 +437,17 @@ class SqliteStore:
 
     # -- notifications -------------------------------------------------------------------
 
-    async def add_notification(
-        self, user: str, kind: str, actor: str, post: int | None, now: int
-    ) -> Notification:
-        """Store an unread notification for ``user``; return it."""
-        try:
-            with transaction(self._db) as db:
-                row = db.execute(
-                    "INSERT INTO notifications (user, kind, actor, post, created_at)"
-                    f" VALUES (?, ?, ?, ?, ?) RETURNING {_NOTIFICATION}",
-                    (user, kind, actor, post, now),
-                ).fetchone()
-        except sqlite3.IntegrityError as exc:
-            raise MissingRecord(f"no user {user!r}/{actor!r} or post {post}") from exc
-        return _notification(row)
+    def _notify(
+        self, db: sqlite3.Connection, notice: Notice, actor: str, post: int | None, now: int
+    ) -> NewChange:
+        """Store an unread notification inside the open transaction; return its change
+        (carrying the unread count after it)."""
+        row = db.execute(
+            "INSERT INTO notifications (user, kind, actor, post, created_at)"
+            f" VALUES (?, ?, ?, ?, ?) RETURNING {_NOTIFICATION}",
+            (notice.user, notice.kind, actor, post, now),
+        ).fetchone()
+        return changes.notified(_notification(row), self._unread(notice.user), now)
 
     async def notifications_page(
         self, user: str, before: str | None, limit: int

@@ -1,20 +1,19 @@
 """The social domain: the rules of profiles, follows, posts, likes, feeds and notifications.
 
-Every write goes the same way (DESIGN.md section 2, step 2): check the rules, write the
-store durably, append the resulting changes to the change log (which assigns their
-cursors), and return an :class:`Outcome` holding the value and those changes. The node
-acknowledges the client and then publishes ``Outcome.changes`` on the bus.
+Every write goes the same way (docs/architecture.md section 2, step 2): check the rules, then hand
+the store one write that commits the record, its notifications and its changes (with
+their cursors) together and publishes them (``hub.backends.base``: one write, one
+commit). The result is a :class:`~hub.records.Committed` holding the value and those
+changes; the node acknowledges the client, and the live events follow from the bus.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TypeVar
 
-from hub.backends.base import ChangeLog, CursorError, Store
-from hub.records import Change, NewChange, Notification, Page, Post, Profile
-from hub.social import changes
+from hub.backends.base import CursorError, Store
+from hub.records import Committed, Notice, Notification, Page, Post, Profile
 from hub.social.errors import DomainError
 from hub.social.text import (
     check_bio,
@@ -28,36 +27,23 @@ from hub.social.text import (
 )
 from protocol.errors import ErrorCode
 
-__all__ = ["Outcome", "SocialService"]
+__all__ = ["SocialService"]
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome(Generic[T]):
-    """The result of a write: its ``value`` and the ``changes`` it appended (to publish)."""
-
-    value: T
-    changes: tuple[Change, ...]
-
-
 class SocialService:
-    """The domain, running on a :class:`Store` and a :class:`ChangeLog`.
+    """The domain, running on a :class:`Store` (whose writes commit their changes).
 
     ``clock`` returns the current time in milliseconds since the epoch. Rule violations
     raise :class:`DomainError`.
     """
 
-    def __init__(self, store: Store, changelog: ChangeLog, clock: Callable[[], int]) -> None:
+    def __init__(self, store: Store, clock: Callable[[], int]) -> None:
         self._store = store
-        self._log = changelog
         self._clock = clock
 
     # -- helpers -------------------------------------------------------------------------
-
-    async def _commit(self, value: T, new: Sequence[NewChange]) -> Outcome[T]:
-        appended = await self._log.append(new) if new else []
-        return Outcome(value, tuple(appended))
 
     async def _profile(self, user: str) -> Profile:
         found = await self._store.get_profile(user)
@@ -76,18 +62,6 @@ class SocialService:
         if post.author != actor:
             raise DomainError(ErrorCode.FORBIDDEN, "not your post")
         return post
-
-    async def _notify(
-        self, user: str, kind: str, actor: str, post: int | None, now: int
-    ) -> NewChange:
-        """Store a notification; return its change (carrying the unread count after it)."""
-        notification = await self._store.add_notification(user, kind, actor, post, now)
-        return changes.notified(notification, await self._store.unread_count(user), now)
-
-    async def _counts_of(self, post_id: int | None, now: int) -> list[NewChange]:
-        """A counts change for a live post (none for no post or a deleted one)."""
-        post = None if post_id is None else await self._store.get_post(post_id)
-        return [] if post is None else [changes.counts(post, now)]
 
     @staticmethod
     async def _page(
@@ -121,21 +95,18 @@ class SocialService:
             raise DomainError(ErrorCode.CONFLICT, "you cannot follow yourself")
         await self._profile(target)
 
-    async def follow(self, actor: str, target: str) -> Outcome[bool]:
+    async def follow(self, actor: str, target: str) -> Committed[bool]:
         """Follow ``target`` (idempotent); value: whether newly following.
 
         A new follow notifies the target.
         """
         await self._follow_target(actor, target)
-        now = self._clock()
-        if not await self._store.follow(actor, target, now):
-            return Outcome(False, ())
-        return await self._commit(True, [await self._notify(target, "follow", actor, None, now)])
+        return await self._store.follow(actor, target, self._clock())
 
-    async def unfollow(self, actor: str, target: str) -> Outcome[bool]:
+    async def unfollow(self, actor: str, target: str) -> Committed[bool]:
         """Stop following ``target`` (idempotent); value: whether a follow was removed."""
         await self._follow_target(actor, target)
-        return Outcome(await self._store.unfollow(actor, target), ())
+        return await self._store.unfollow(actor, target)
 
     async def followers(self, user: str, before: str | None, limit: int) -> Page[Profile]:
         """Who follows ``user``, most recent first."""
@@ -149,7 +120,7 @@ class SocialService:
 
     # -- posts ---------------------------------------------------------------------------
 
-    async def create_post(self, actor: str, text: str, reply_to: int | None) -> Outcome[Post]:
+    async def create_post(self, actor: str, text: str, reply_to: int | None) -> Committed[Post]:
         """Post (or reply to ``reply_to``); parses hashtags and mentions.
 
         A reply joins its parent's thread and bumps the parent's reply count (a
@@ -161,64 +132,56 @@ class SocialService:
         tags, mentions = parse_tags(text), parse_mentions(text)
         parent = None if reply_to is None else await self._post(reply_to)
         root = None if parent is None else (parent.root or parent.id)
-        now = self._clock()
-        post = await self._store.create_post(actor, text, reply_to, root, tags, mentions, now)
-        new = [changes.created(post, now), *await self._counts_of(reply_to, now)]
+        notices: list[Notice] = []
         notified = {actor}
         if parent is not None and parent.author not in notified:
             notified.add(parent.author)
-            new.append(await self._notify(parent.author, "reply", actor, post.id, now))
+            notices.append(Notice(parent.author, "reply"))
         for user in mentions:
             if user not in notified and await self._store.get_profile(user) is not None:
                 notified.add(user)
-                new.append(await self._notify(user, "mention", actor, post.id, now))
-        return await self._commit(post, new)
+                notices.append(Notice(user, "mention"))
+        return await self._store.create_post(
+            actor, text, reply_to, root, tags, mentions, notices, self._clock()
+        )
 
-    async def edit_post(self, actor: str, post_id: int, text: str) -> Outcome[Post]:
+    async def edit_post(self, actor: str, post_id: int, text: str) -> Committed[Post]:
         """Replace the text of the actor's post; tags and mentions are parsed again.
 
         Edits notify nobody.
         """
         text = normalize_post_text(text)
-        old = await self._own_post(actor, post_id)
-        now = self._clock()
-        new = await self._store.edit_post(
-            post_id, text, parse_tags(text), parse_mentions(text), now
+        await self._own_post(actor, post_id)
+        return await self._store.edit_post(
+            post_id, text, parse_tags(text), parse_mentions(text), self._clock()
         )
-        return await self._commit(new, [changes.edited(old, new, now)])
 
-    async def delete_post(self, actor: str, post_id: int) -> Outcome[int]:
+    async def delete_post(self, actor: str, post_id: int) -> Committed[Post]:
         """Delete the actor's post; a reply's parent gets its new reply count."""
         await self._own_post(actor, post_id)
-        now = self._clock()
-        post = await self._store.delete_post(post_id)
-        new = [changes.deleted(post, now), *await self._counts_of(post.reply_to, now)]
-        return await self._commit(post_id, new)
+        return await self._store.delete_post(post_id, self._clock())
 
-    async def like(self, actor: str, post_id: int) -> Outcome[tuple[bool, int]]:
+    async def like(self, actor: str, post_id: int) -> Committed[tuple[bool, int]]:
         """Like a post (idempotent); value: (changed?, likes now).
 
         A new like notifies the author (not for a self-like). The counts change is left
         to :meth:`counts_change`, which the node calls coalesced.
         """
         post = await self._post(post_id)
-        changed, likes = await self._store.like(actor, post_id)
-        new = []
-        if changed and post.author != actor:
-            new.append(await self._notify(post.author, "like", actor, post_id, self._clock()))
-        return await self._commit((changed, likes), new)
+        notify = None if post.author == actor else post.author
+        return await self._store.like(actor, post_id, notify, self._clock())
 
-    async def unlike(self, actor: str, post_id: int) -> Outcome[tuple[bool, int]]:
+    async def unlike(self, actor: str, post_id: int) -> Committed[tuple[bool, int]]:
         """Withdraw a like (idempotent); value: (changed?, likes now)."""
         await self._post(post_id)
-        return Outcome(await self._store.unlike(actor, post_id), ())
+        return await self._store.unlike(actor, post_id)
 
-    async def counts_change(self, post_id: int) -> Outcome[None]:
-        """Append one ``post.counts`` change with the post's current counters.
+    async def counts_change(self, post_id: int) -> Committed[None]:
+        """Commit one ``post.counts`` change with the post's current counters.
 
-        Nothing is appended when the post was deleted meanwhile.
+        Nothing is committed when the post was deleted meanwhile.
         """
-        return await self._commit(None, await self._counts_of(post_id, self._clock()))
+        return await self._store.record_counts(post_id, self._clock())
 
     # -- feeds ---------------------------------------------------------------------------
 

@@ -46,12 +46,14 @@ async def open_embedded(
     tmp_path: Path, retention_seconds: float, retention_per_log: int
 ) -> Backends:
     """SQLite store and change log, in-process bus and presence."""
+    bus = MemoryBus()
     sqlite = await SqliteBackend.open(
         tmp_path,
         retention_seconds=retention_seconds,
         retention_per_log=retention_per_log,
+        publish=bus.deliver,
     )
-    return Backends(sqlite.store, sqlite.changelog, MemoryBus(), MemoryPresence(), sqlite.close)
+    return Backends(sqlite.store, sqlite.changelog, bus, MemoryPresence(), sqlite.close)
 
 
 def route_keys(change: Change) -> set[str]:

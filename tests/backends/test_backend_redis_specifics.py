@@ -76,8 +76,8 @@ async def test_big_authors_are_merged_on_read(
     for follower in ("f1", "f2", "f3"):
         await store.follow(follower, "big", 0)
     await store.follow("f1", "small", 0)
-    posts = [await store.create_post(author, "x", None, None, (), (), 1) for author in
-             ("small", "big", "small", "big")]  # fmt: skip
+    posts = [(await store.create_post(author, "x", None, None, (), (), (), 1)).value
+             for author in ("small", "big", "small", "big")]  # fmt: skip
     page = await store.home_page("f1", None, 10)
     assert [p.id for p in page.items] == [p.id for p in reversed(posts)]
     assert [p.id for p in (await store.home_page("f2", None, 1)).items] == [posts[3].id]

@@ -25,7 +25,12 @@ async def store(backend: Backends) -> Store:
 
 async def post(store: Store, author: str, text: str = "hi", *, tags: tuple[str, ...] = ()) -> Post:
     """A top-level post."""
-    return await store.create_post(author, text, None, None, tags, (), 10)
+    return (await store.create_post(author, text, None, None, tags, (), (), 10)).value
+
+
+async def reply(store: Store, author: str, parent: Post) -> Post:
+    """A reply to a top-level post."""
+    return (await store.create_post(author, "r", parent.id, parent.id, (), (), (), 11)).value
 
 
 async def all_pages(read: Listing, limit: int) -> list[list[int]]:
@@ -58,14 +63,14 @@ async def test_update_profile_keeps_what_is_none(store: Store) -> None:
 
 
 async def test_follow_is_idempotent_and_counted(store: Store) -> None:
-    assert await store.follow("ann", "bob", 2)
-    assert not await store.follow("ann", "bob", 3)
+    assert (await store.follow("ann", "bob", 2)).value
+    assert not (await store.follow("ann", "bob", 3)).value
     assert await store.followee_ids("ann") == ["bob"]
     ann, bob = await store.get_profile("ann"), await store.get_profile("bob")
     assert ann is not None and bob is not None
     assert (ann.following, bob.followers) == (1, 1)
-    assert await store.unfollow("ann", "bob")
-    assert not await store.unfollow("ann", "bob")
+    assert (await store.unfollow("ann", "bob")).value
+    assert not (await store.unfollow("ann", "bob")).value
     bob = await store.get_profile("bob")
     assert bob is not None and bob.followers == 0
 
@@ -89,14 +94,14 @@ async def test_follow_pages_most_recent_first(store: Store) -> None:
 
 
 async def test_posts_are_created_read_edited_and_soft_deleted(store: Store) -> None:
-    first = await store.create_post("ann", "a #x", None, None, ("x",), ("bob",), 10)
+    first = (await store.create_post("ann", "a #x", None, None, ("x",), ("bob",), (), 10)).value
     assert first.tags == ("x",) and first.mentions == ("bob",) and not first.deleted
     assert await store.get_post(first.id) == first
-    edited = await store.edit_post(first.id, "b #y", ("y",), (), 20)
+    edited = (await store.edit_post(first.id, "b #y", ("y",), (), 20)).value
     assert (edited.text, edited.tags, edited.mentions, edited.edited_at) == ("b #y", ("y",), (), 20)
     assert [p.id for p in (await store.hashtag_page("x", None, 10)).items] == []
     assert [p.id for p in (await store.hashtag_page("y", None, 10)).items] == [first.id]
-    gone = await store.delete_post(first.id)
+    gone = (await store.delete_post(first.id, 25)).value
     assert gone.deleted and await store.get_post(first.id) is None
     second = await post(store, "ann")
     assert second.id > first.id
@@ -108,32 +113,32 @@ async def test_posts_are_created_read_edited_and_soft_deleted(store: Store) -> N
 
 async def test_replies_count_and_page_oldest_first(store: Store) -> None:
     root = await post(store, "ann")
-    replies = [await store.create_post("bob", "r", root.id, root.id, (), (), 11) for _ in range(3)]
+    replies = [await reply(store, "bob", root) for _ in range(3)]
     parent = await store.get_post(root.id)
     assert parent is not None and parent.replies == 3
     pages = await all_pages(lambda b, n: store.replies_page(root.id, b, n), 2)
     assert pages == [[replies[0].id, replies[1].id], [replies[2].id]]
-    await store.delete_post(replies[1].id)
+    await store.delete_post(replies[1].id, 12)
     parent = await store.get_post(root.id)
     assert parent is not None and parent.replies == 2
 
 
 async def test_likes_are_idempotent(store: Store) -> None:
     target = await post(store, "ann")
-    assert await store.like("bob", target.id) == (True, 1)
-    assert await store.like("bob", target.id) == (False, 1)
-    assert await store.like("cat", target.id) == (True, 2)
-    assert await store.unlike("bob", target.id) == (True, 1)
-    assert await store.unlike("bob", target.id) == (False, 1)
+    assert (await store.like("bob", target.id, None, 11)).value == (True, 1)
+    assert (await store.like("bob", target.id, None, 12)).value == (False, 1)
+    assert (await store.like("cat", target.id, None, 13)).value == (True, 2)
+    assert (await store.unlike("bob", target.id)).value == (True, 1)
+    assert (await store.unlike("bob", target.id)).value == (False, 1)
     liked = await store.get_post(target.id)
     assert liked is not None and liked.likes == 1
 
 
 async def test_liked_among_says_which_posts_a_user_likes(store: Store) -> None:
     first, second, third = [await post(store, "ann") for _ in range(3)]
-    await store.like("bob", first.id)
-    await store.like("bob", third.id)
-    await store.like("cat", second.id)
+    await store.like("bob", first.id, None, 11)
+    await store.like("bob", third.id, None, 11)
+    await store.like("cat", second.id, None, 11)
     await store.unlike("bob", third.id)
     assert await store.liked_among("bob", [first.id, second.id, third.id, 999]) == {first.id}
     assert await store.liked_among("cat", [first.id, second.id]) == {second.id}
@@ -143,7 +148,7 @@ async def test_liked_among_says_which_posts_a_user_likes(store: Store) -> None:
 async def test_feeds_page_newest_first_without_deleted(store: Store) -> None:
     await store.follow("ann", "bob", 2)
     ids = [(await post(store, author, tags=("t",))).id for author in ["ann", "bob", "cat"] * 3]
-    await store.delete_post(ids[4])
+    await store.delete_post(ids[4], 12)
     live = [i for i in reversed(ids) if i != ids[4]]
     home = [i for i in live if i % 3 != 0]  # ids cycle ann, bob, cat from 1
     assert await all_ids(lambda b, n: store.home_page("ann", b, n), 2) == home
@@ -166,8 +171,12 @@ async def test_foreign_cursor_is_rejected(store: Store) -> None:
 
 async def test_notifications_page_unread_and_mark_read(store: Store) -> None:
     target = await post(store, "ann")
-    made = [await store.add_notification("ann", "like", "bob", target.id, 20 + i) for i in range(3)]
+    for user in ("bob", "cat", "dan"):
+        await store.ensure_profile(user, 1)
+        await store.like(user, target.id, "ann", 20)
+    made = (await store.notifications_page("ann", None, 10)).items[::-1]
     assert made[0].user == "ann" and not made[0].read and made[0].post == target.id
+    assert [(n.kind, n.actor) for n in made] == [("like", "bob"), ("like", "cat"), ("like", "dan")]
     assert await store.unread_count("ann") == 3
     pages = await all_pages(lambda b, n: store.notifications_page("ann", b, n), 2)
     assert pages == [[made[2].id, made[1].id], [made[0].id]]

@@ -14,25 +14,28 @@ import pytest
 
 from hub.backends.sqlite import SqliteBackend
 from hub.backends.sqlite_schema import MIGRATIONS, migrate
-from tests.backends.backend_harness import interest, post_change
+from tests.backends.backend_harness import interest
 
-# The child appends posts and changes forever, printing each id once it was acknowledged.
+# The child writes posts that reply and mention (a post, a counts change and notifications
+# per write) forever, printing each post id and its change's seq once acknowledged.
 CHILD = """
 import asyncio, sys
 from hub.backends.sqlite import SqliteBackend
-from hub.records import ChangeKind, NewChange
+from hub.records import Notice
 
 async def main():
     backend = await SqliteBackend.open(sys.argv[1])
-    await backend.store.ensure_profile("ann", 0)
+    for user in ("ann", "bob", "cat"):
+        await backend.store.ensure_profile(user, 0)
+    root = (await backend.store.create_post("bob", "root", None, None, (), (), (), 0)).value
+    notices = (Notice("bob", "reply"), Notice("cat", "mention"))
     n = 0
     while True:
         n += 1
-        post = await backend.store.create_post("ann", f"post {n}", None, None, (), (), n)
-        change = NewChange("u:ann", ChangeKind.POST_CREATED, n, "ann", post.id, None, None,
-                           (), None, {"id": post.id})
-        (logged,) = await backend.changelog.append([change])
-        print(post.id, logged.seq, flush=True)
+        written = await backend.store.create_post(
+            "ann", f"post {n} @cat", root.id, root.id, (), ("cat",), notices, n
+        )
+        print(written.value.id, written.changes[0].seq, flush=True)
 
 asyncio.run(main())
 """
@@ -42,8 +45,7 @@ async def test_data_survives_close_and_reopen(tmp_path: Path) -> None:
     backend = await SqliteBackend.open(tmp_path, synchronous="full")
     assert backend.path == tmp_path / "hubbub.sqlite3"
     await backend.store.ensure_profile("ann", 1)
-    written = await backend.store.create_post("ann", "kept", None, None, ("x",), (), 2)
-    await backend.changelog.append([post_change("ann", written.id)])
+    written = (await backend.store.create_post("ann", "kept", None, None, ("x",), (), (), 2)).value
     await backend.close()
 
     reopened = await SqliteBackend.open(tmp_path)
@@ -75,7 +77,9 @@ async def test_bad_synchronous_mode_is_refused(tmp_path: Path) -> None:
         await SqliteBackend.open(tmp_path, synchronous="off")  # type: ignore[arg-type]
 
 
-def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
+def test_acknowledged_writes_survive_sigkill_and_no_write_is_a_phantom(tmp_path: Path) -> None:
+    """SIGKILL in the middle of a stream of writes: every acknowledged post is there with
+    its change, and no post or notification exists without its change (one commit)."""
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(tmp_path)],
         stdout=subprocess.PIPE,
@@ -100,5 +104,17 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
             assert {c.seq for c in found} >= {seq for _, seq in reported}
         finally:
             await backend.close()
+        db = sqlite3.connect(backend.path)
+        try:
+            posts, post_changes, notes, note_changes = db.execute(
+                "SELECT (SELECT count(*) FROM posts), (SELECT count(*) FROM changes WHERE kind ="
+                " 'post.created'), (SELECT count(*) FROM notifications), (SELECT count(*) FROM"
+                " changes WHERE kind = 'notification')"
+            ).fetchone()
+        finally:
+            db.close()
+        assert posts == post_changes, f"{posts} posts but {post_changes} post.created changes"
+        assert notes == note_changes, f"{notes} notifications but {note_changes} changes"
+        assert posts > len(reported) // 2, f"only {posts} posts for {len(reported)} acknowledged"
 
     asyncio.run(check())

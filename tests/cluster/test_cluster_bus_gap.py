@@ -127,6 +127,8 @@ async def _gap_with_flaky_reads(
     await ann.call("auth", token=issue_token("ann", SECRET))
     await bob.call("auth", token=issue_token("bob", SECRET))
     await ann.call("follow", user="bob")
+    await bob.call("post", text="before")  # ann gets it once the follow's catch-up is done
+    assert (await ann.next_event("feed.insert")).data["text"] == "before"
     monkeypatch.setattr(node.changelog, "read_since", FlakyReads(node, failures))
     await admin.client_kill_filter(_type="pubsub")
     await bob.call("post", text="in the gap")

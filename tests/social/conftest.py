@@ -33,7 +33,7 @@ async def backend(tmp_path: Path) -> AsyncIterator[SqliteBackend]:
 @pytest.fixture
 async def social(backend: SqliteBackend) -> SocialService:
     """The domain, with users ann, bob and cat signed in."""
-    service = SocialService(backend.store, backend.changelog, Clock())
+    service = SocialService(backend.store, Clock())
     for user in ("ann", "bob", "cat"):
         await service.sign_in(user)
     return service

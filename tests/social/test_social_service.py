@@ -10,7 +10,7 @@ from hub.backends.sqlite import SqliteBackend
 from hub.records import Change, ChangeKind, Interest
 from hub.routing import interest_of
 from hub.social import DomainError, SocialService
-from hub.social.wire import post_to_wire
+from hub.wire import post_to_wire
 from protocol.errors import ErrorCode
 
 
@@ -137,7 +137,7 @@ async def test_delete_rules_and_changes(social: SocialService) -> None:
     reply = (await social.create_post("bob", "re", top.id)).value
     assert await refused(social.delete_post("ann", reply.id)) == ErrorCode.FORBIDDEN
     outcome = await social.delete_post("bob", reply.id)
-    assert outcome.value == reply.id
+    assert outcome.value.id == reply.id
     assert kinds(outcome.changes) == [
         (ChangeKind.POST_DELETED, None),
         (ChangeKind.POST_COUNTS, None),

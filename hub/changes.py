@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hub.records import ChangeKind, NewChange, Notification, Post
-from hub.social.wire import notification_to_wire, post_to_wire
+from hub.wire import notification_to_wire, post_to_wire
 
 __all__ = ["counts", "created", "deleted", "edited", "notified"]
 
