@@ -89,9 +89,7 @@ async def test_follow_commits_its_notification_and_publishes_a_follow_change(
     assert await got.take(1) == [FollowChange("ann", "bob", False, note.seq)]
     assert (await store.unfollow("ann", "bob")).value is False
     await backend.bus.publish(PresenceChange("ann", True))
-    assert await got.take(1) == [
-        PresenceChange("ann", True)
-    ]  # no-ops published nothing
+    assert await got.take(1) == [PresenceChange("ann", True)]  # no-ops published nothing
 
 
 async def test_likes_edits_deletes_and_counts_commit_their_changes(
