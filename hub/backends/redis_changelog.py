@@ -1,14 +1,16 @@
-"""The Redis ChangeLog: one Lua script sequences, logs and publishes each change.
+"""The Redis ChangeLog: the change-log streams, and reading and pruning them.
 
-Theory of operation: :meth:`RedisChangeLog.append` runs one script per batch that, for
-each change, does ``INCR seq:change``, ``XADD`` to the change's log stream (id
-``<seq>-0``; post changes also to the ``log:posts`` stream that public, tag and thread
-resumes read) and ``PUBLISH`` to the channel of each of its route keys (the author's
-``f:`` key and its stream keys, or the recipient's ``u:`` key: a bounded number per
-change, never one per follower). Redis runs scripts one at a time, so sequence order,
-log order and publish order are the same total order, whatever node appended: a node's
-one subscriber connection receives changes in increasing ``seq`` (``redis_bus`` relies
-on this to drop duplicates and to detect nothing is out of order).
+Theory of operation: every write script of the Redis backend (``redis_store``'s, and
+:meth:`RedisChangeLog.append` for changes that go with no record) ends with the
+change-log library of ``redis_append``, which for each change does ``INCR
+seq:change``, ``XADD`` to the change's log stream (id ``<seq>-0``; post changes also to
+the ``log:posts`` stream that public, tag and thread resumes read) and ``PUBLISH`` to
+the channel of each of its route keys (the author's ``f:`` key and its stream keys, or
+the recipient's ``u:`` key: a bounded number per change, never one per follower). Redis
+runs scripts one at a time, so sequence order, log order and publish order are the same
+total order, whatever node appended: a node's one subscriber connection receives
+changes in increasing ``seq`` (``redis_bus`` relies on this to drop duplicates and to
+detect nothing is out of order).
 
 Retention is the embedded backend's promise: a change is kept while younger than
 ``retention_seconds`` or among the newest ``retention_per_log`` of its log.
@@ -21,40 +23,32 @@ by a blind ``MAXLEN``, which could not say what it dropped.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, cast
 
-import orjson
 import redis.asyncio as aioredis
 
+from hub.backends.redis_append import (
+    APPEND_LUA,
+    RouteKeys,
+    Templates,
+    change_from_json,
+    committed_changes,
+)
 from hub.backends.redis_link import Keys, script_runner, translate_errors
-from hub.records import Change, ChangeKind, Interest, NewChange
+from hub.records import Change, Interest, NewChange
 
-__all__ = ["RedisChangeLog", "RouteKeys", "change_from_json"]
+__all__ = ["RedisChangeLog"]
 
-RouteKeys = Callable[[Change], Iterable[str]]
-"""The route keys a change is delivered under (the node's routing rule)."""
+MAX_EXAMINED = 20_000
+"""Most stream entries one :meth:`RedisChangeLog.read_since` may need: four times
+``protocol.limits.MAX_RESUME_EVENTS``. A read that would need more answers None (the
+client resyncs); it reads one entry past the cap to know. The user's and the followees'
+logs hold only matches, but a tag or thread stream is found by filtering ``log:posts``,
+so a cursor more than this many post changes behind gets None there."""
 
 _READ_BATCH = 500
-
-# KEYS: seq:change, log:posts, logs, then one log stream per change
-# ARGV: five per change: log, created_at, is_post, body, channels
-_APPEND = """
-local out = {}
-for i = 4, #KEYS do
-  local a = (i - 4) * 5
-  local log, t, body = ARGV[a + 1], ARGV[a + 2], ARGV[a + 4]
-  local seq = redis.call('INCR', KEYS[1])
-  local id = seq .. '-0'
-  redis.call('XADD', KEYS[i], id, 't', t, 'c', body)
-  if ARGV[a + 3] == '1' then redis.call('XADD', KEYS[2], id, 't', t, 'c', body) end
-  redis.call('SADD', KEYS[3], log)
-  local message = '{"t":"c","seq":' .. seq .. ',"c":' .. body .. '}'
-  for channel in string.gmatch(ARGV[a + 5], '%S+') do redis.call('PUBLISH', channel, message) end
-  out[#out + 1] = seq
-end
-return out
-"""
+"""Stream entries one round trip of a read fetches at most."""
 
 # KEYS: log stream, log:posts, pruned, pruned:posts. ARGV: log, per_log, cutoff, is_post
 _PRUNE = """
@@ -81,32 +75,6 @@ return removed
 """
 
 
-def _body(change: NewChange) -> bytes:
-    return orjson.dumps(
-        {
-            "log": change.log,
-            "kind": change.kind,
-            "created_at": change.created_at,
-            "author": change.author,
-            "post": change.post,
-            "root": change.root,
-            "reply_to": change.reply_to,
-            "tags": change.tags,
-            "recipient": change.recipient,
-            "data": change.data,
-        }
-    )
-
-
-def change_from_json(seq: int, body: str | bytes | dict[str, Any]) -> Change:
-    """A Change from the JSON body the append script logged and published."""
-    d = orjson.loads(body) if isinstance(body, str | bytes) else body
-    return Change(
-        seq, d["log"], d["kind"], d["created_at"], d["author"], d["post"], d["root"],
-        d["reply_to"], tuple(d["tags"]), d["recipient"], d["data"],
-    )  # fmt: skip
-
-
 def _seq(entry_id: str) -> int:
     return int(entry_id.partition("-")[0])
 
@@ -118,12 +86,50 @@ def _changes(entries: Any) -> list[Change]:
 
 
 def _is_broad(interest: Interest) -> bool:
+    """Whether the interest may match a post change of any author."""
     return interest.public or bool(interest.tags) or bool(interest.threads)
+
+
+class _Scan:
+    """What one read found so far, and the entries it examined, within its bounds:
+    seqs after ``after`` up to ``end`` (the head when it started), ``limit`` matches
+    and ``cap`` entries."""
+
+    __slots__ = ("after", "cap", "end", "examined", "found", "limit")
+
+    def __init__(self, after: int, head: int, limit: int, cap: int) -> None:
+        self.after = after
+        self.end = f"{head}-0"
+        self.limit = limit
+        self.cap = cap
+        self.examined = 0
+        self.found: list[Change] = []
+
+    def room(self) -> int:
+        """Entries the next read may fetch when all of them match: one more than the
+        limit or the cap allows proves the answer is None."""
+        return max(0, min(self.limit + 1 - len(self.found), self.budget()))
+
+    def budget(self) -> int:
+        """Entries the next read may fetch whether or not they match."""
+        return max(0, self.cap + 1 - self.examined)
+
+    def take(self, examined: int, matched: list[Change]) -> bool:
+        """Count ``examined`` entries and keep the ``matched`` ones; False once over the
+        limit or the cap."""
+        self.examined += examined
+        self.found.extend(matched)
+        return len(self.found) <= self.limit and self.examined <= self.cap
 
 
 @translate_errors
 class RedisChangeLog:
     """ChangeLog implementation on Redis streams (see ``hub.backends.base``)."""
+
+    max_examined: int = MAX_EXAMINED
+    """The cap on stream entries one :meth:`read_since` examines (see :data:`MAX_EXAMINED`)."""
+    examined: int = 0
+    """Stream entries the last finished :meth:`read_since` examined (for tests and tuning)."""
 
     def __init__(
         self,
@@ -140,67 +146,103 @@ class RedisChangeLog:
         self._route_keys = route_keys
         self._retention_ms = round(retention_seconds * 1000)
         self._per_log = retention_per_log
-        self._append = script_runner(writer, _APPEND)
+        self._append = script_runner(writer, APPEND_LUA + "return committed(1)")
         self._prune = client.register_script(_PRUNE)
 
     async def append(self, changes: Sequence[NewChange]) -> list[Change]:
         """Durably append ``changes`` in order, assigning increasing sequence numbers,
         and publish each on the channels of its route keys (in the same script)."""
-        k = self._k
-        keys = [k.global_("seq:change"), k.global_("log:posts"), k.global_("logs")]
-        args: list[Any] = []
-        for new in changes:
-            keys.append(k.log(new.log))
-            channels = " ".join(map(k.channel, self._route_keys(new.sequenced(0))))
-            is_post = int(new.kind != ChangeKind.NOTIFICATION)
-            args += [new.log, new.created_at, is_post, _body(new), channels]
-        seqs = await self._append(keys, args)
-        return [new.sequenced(int(seq)) for new, seq in zip(changes, seqs, strict=True)]
+        templates = Templates(self._k, self._route_keys)
+        templates.add(*changes)
+        _, *flat = await self._append(templates.keys(), templates.args())
+        return list(committed_changes(flat))
 
     async def head(self) -> int:
         """The highest sequence number ever assigned (0 when nothing was appended)."""
         return int(await self._r.get(self._k.global_("seq:change")) or 0)
 
-    async def _read(self, stream: str, after: int, count: int) -> list[Change]:
-        return _changes(await self._r.xrange(stream, f"{after + 1}-0", "+", count=count))
-
-    async def _read_all(self, stream: str, after: int) -> list[Change]:
-        found: list[Change] = []
-        while batch := await self._read(stream, after, _READ_BATCH):
-            found.extend(batch)
-            after = batch[-1].seq
-        return found
-
     async def read_since(self, after: int, interest: Interest, limit: int) -> list[Change] | None:
         """Changes with seq > ``after`` that ``interest`` matches, in seq order.
 
         None when a change the interest could match was pruned after ``after``, when
-        ``after`` lies beyond the head, or when more than ``limit`` changes match.
-        One round trip for a narrow interest (the user's and the followees' logs): the
-        ``pruned`` marks are read *after* the logs, so a prune racing with the read
+        ``after`` lies beyond the head, when more than ``limit`` changes match, or when
+        finding them would examine more than :attr:`max_examined` stream entries.
+
+        Every read is an ``XRANGE`` with ``COUNT`` (at most :data:`_READ_BATCH` entries
+        a round trip, whatever the number of logs) and stops at the head read first, so
+        that changes appended meanwhile cannot leave a gap below the last one answered.
+        The ``pruned`` marks are read *after* the logs, so a prune racing with the read
         shows up there and the answer is None rather than a silent gap.
         """
-        k = self._k
+        head = await self.head()
+        if after > head:
+            return None
+        scan = _Scan(after, head, limit, self.max_examined)
         broad = _is_broad(interest)
         logs = [f"n:{interest.user}"]
         if not broad:
-            logs.extend(f"u:{author}" for author in interest.authors)
-        async with self._r.pipeline(transaction=False) as pipe:
-            pipe.get(k.global_("seq:change"))
-            for log in logs:
-                pipe.xrange(k.log(log), f"{after + 1}-0", "+", count=limit + 1)
-            pipe.hmget(k.global_("pruned"), logs)
-            head, *batches, pruned = await pipe.execute()
-        found = [change for batch in batches for change in _changes(batch)]
-        through = [int(value or 0) for value in pruned]
-        if broad:
-            found += await self._read_all(k.global_("log:posts"), after)
-            through.append(int(await self._r.get(k.global_("pruned:posts")) or 0))
-        if after > int(head or 0) or max(through) > after:
+            logs.extend(f"u:{author}" for author in sorted(interest.authors))
+        complete = await self._read_logs(logs, scan)
+        if complete and broad:
+            complete = await self._read_posts(interest, scan)
+        self.examined = scan.examined
+        if not complete or await self._pruned_through(logs, broad) > after:
             return None
-        found.sort(key=lambda change: change.seq)
-        matched = [change for change in found if interest.matches(change)]
-        return None if len(matched) > limit else matched
+        return sorted(scan.found, key=lambda change: change.seq)
+
+    async def _read_logs(self, logs: list[str], scan: _Scan) -> bool:
+        """Read ``logs``, all of whose entries the interest matches, into ``scan``;
+        False once over the limit or the cap.
+
+        Each round trip reads ``per`` entries of up to ``_READ_BATCH // per`` logs, so it
+        carries at most :data:`_READ_BATCH` entries, and no more than the room left unless
+        it is one entry per log (then the replies are examined only up to the room); a
+        log that filled its share is read on from where it stopped.
+        """
+        pending = [(log, scan.after) for log in logs]
+        while pending:
+            per = max(1, min(scan.room(), _READ_BATCH) // len(pending))
+            batch, pending = pending[: _READ_BATCH // per], pending[_READ_BATCH // per :]
+            async with self._r.pipeline(transaction=False) as pipe:
+                for log, low in batch:
+                    pipe.xrange(self._k.log(log), f"{low + 1}-0", scan.end, count=per)
+                replies = await pipe.execute()
+            for (log, _), entries in zip(batch, replies, strict=True):
+                changes = _changes(entries)
+                if not scan.take(len(changes), changes):
+                    return False
+                if len(changes) == per:
+                    pending.append((log, changes[-1].seq))
+        return True
+
+    async def _read_posts(self, interest: Interest, scan: _Scan) -> bool:
+        """Add to ``scan`` the post changes of ``log:posts`` the interest matches, read
+        :data:`_READ_BATCH` entries a round trip; False once over the limit or the cap."""
+        stream = self._k.global_("log:posts")
+        low = scan.after
+        while True:
+            count = min(_READ_BATCH, scan.budget())
+            entries = await self._r.xrange(stream, f"{low + 1}-0", scan.end, count=count)
+            changes = _changes(entries)
+            if not scan.take(len(changes), [c for c in changes if interest.matches(c)]):
+                return False
+            if len(changes) < count:
+                return True
+            low = changes[-1].seq
+
+    async def _pruned_through(self, logs: list[str], broad: bool) -> int:
+        """The highest seq pruned from ``logs`` or, when ``broad``, from any post log."""
+        k = self._k
+        async with self._r.pipeline(transaction=False) as pipe:
+            for start in range(0, len(logs), _READ_BATCH):
+                pipe.hmget(k.global_("pruned"), logs[start : start + _READ_BATCH])
+            if broad:
+                pipe.get(k.global_("pruned:posts"))
+            replies = await pipe.execute()
+        marks = [value for reply in (replies[:-1] if broad else replies) for value in reply]
+        if broad:
+            marks.append(replies[-1])
+        return max((int(value or 0) for value in marks), default=0)
 
     async def prune(self, now: int) -> int:
         """Apply the retention rule at time ``now`` (ms); return how many changes were removed."""

@@ -5,26 +5,89 @@ global sequence (so a sequence number is never reused, even after pruning); ``lo
 the per-author (``u:<user>``) or per-recipient (``n:<user>``) log. Pruning deletes the
 changes that are both older than the retention window and beyond the newest
 ``retention_per_log`` of their log, and records in ``pruned`` the highest sequence pruned
-from each log. ``read_since(after)`` is exact only when no log the interest could match
-has ``pruned.through > after``; otherwise it answers None (resync).
+from each log (under ``posts``, the highest pruned from any post log).
+``read_since(after)`` is exact only when no log the interest could match has
+``pruned.through > after``; otherwise it answers None (resync).
+
+A read never scans the log: it seeks, through indexes, only changes the interest
+matches — the user's notification log and the followees' post logs (``changes_by_log``),
+every post change in sequence order for ``public`` (``changes_of_posts``), the
+``change_tags`` rows of a tag, the ``post``/``root``/``reply_to`` indexes of a thread —
+at most :data:`READ_CHUNK` entries per statement, yielding to the event loop in between,
+and answers None once more than ``limit`` changes match or more than
+:data:`MAX_EXAMINED` entries were examined.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 
+from hub.backends.base import BusMessage
 from hub.backends.sqlite_schema import transaction
-from hub.records import Change, Interest, NewChange
+from hub.records import Change, ChangeKind, Interest, NewChange
 
-__all__ = ["SqliteChangeLog"]
+__all__ = ["MAX_EXAMINED", "READ_CHUNK", "Publish", "SqliteChangeLog", "index_rows"]
+
+Publish = Callable[[BusMessage], None]
+"""Hands one committed message to the in-process bus."""
+
+
+def _publish_all(publish: Publish, messages: list[BusMessage]) -> None:
+    for message in messages:
+        publish(message)
+
 
 _COLUMNS = "seq, log, kind, created_at, author, post, root, reply_to, tags, recipient, data"
-_POST_LOGS = ("u:", "u;")  # the key range of every "u:<author>" log (";" follows ":")
+_ALL_POSTS = "posts"  # the ``pruned`` row of every post log (no log is named so)
+
+MAX_EXAMINED = 20_000
+"""Most index entries one :meth:`SqliteChangeLog.read_since` may need: four times
+``protocol.limits.MAX_RESUME_EVENTS``. A read that would need more answers None (the
+client resyncs); it reads one entry past the cap to know. Every entry read is a change
+the interest matches, so only a change matched through several streams (two subscribed
+tags, a tag and a followee) counts more than once."""
+
+READ_CHUNK = 500
+"""Entries (or logs, or rows) one statement of a read handles; the read yields to the
+event loop between statements."""
+
+_LOG_SEQS = (
+    "SELECT seq FROM changes WHERE log IN (SELECT value FROM json_each(?))"
+    " AND seq > ? AND seq <= ? LIMIT ?"
+)
+_POST_SEQS = (
+    "SELECT seq FROM changes INDEXED BY changes_of_posts WHERE kind <> 'notification'"
+    " AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
+)
+_TAG_SEQS = (
+    "SELECT seq FROM change_tags WHERE tag = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
+)
+_THREAD_SEQS = tuple(
+    f"SELECT seq FROM changes INDEXED BY {index} WHERE {column} = ?"
+    " AND kind <> 'notification' AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
+    for column, index in (
+        ("post", "changes_by_post"),
+        ("root", "changes_by_root"),
+        ("reply_to", "changes_by_parent"),
+    )
+)
+_ROWS = f"SELECT {_COLUMNS} FROM changes WHERE seq IN (SELECT value FROM json_each(?)) ORDER BY seq"
+
+
+def index_rows(db: sqlite3.Connection, seq: int, new: NewChange) -> None:
+    """Write the index rows of change ``seq`` in the transaction that inserts it: one
+    ``change_tags`` row per tag of a post change. (SQLite keeps the other indexes a
+    resume reads; pruning deletes these rows with their change.)"""
+    if new.tags and new.kind != ChangeKind.NOTIFICATION:
+        db.executemany(
+            "INSERT OR IGNORE INTO change_tags (tag, seq) VALUES (?, ?)",
+            [(tag, seq) for tag in new.tags],
+        )
 
 
 def _change(row: tuple[Any, ...]) -> Change:
@@ -48,8 +111,8 @@ PRUNE_BATCH = 500
 """Changes deleted per transaction while pruning."""
 
 
-def _doomed(path: str, cutoff: int, per_log: int) -> list[tuple[int, str]]:
-    """``(seq, log)`` of the changes the retention rule removes, oldest first.
+def _doomed(path: str, cutoff: int, per_log: int) -> list[tuple[int, str, str]]:
+    """``(seq, log, tags)`` of the changes the retention rule removes, oldest first.
 
     Reads on a connection of its own (it runs in a thread): the changes older than
     ``cutoff`` that are not among the newest ``per_log`` of their log. Changes are
@@ -67,12 +130,12 @@ def _doomed(path: str, cutoff: int, per_log: int) -> list[tuple[int, str]]:
             "WITH old_logs AS (SELECT DISTINCT log FROM changes WHERE seq < :bound),"
             " kept AS (SELECT log, (SELECT seq FROM changes AS newer WHERE newer.log = old_logs.log"
             "   ORDER BY seq DESC LIMIT 1 OFFSET :per_log) AS through FROM old_logs)"
-            " SELECT c.seq, c.log FROM changes AS c JOIN kept ON c.log = kept.log"
+            " SELECT c.seq, c.log, c.tags FROM changes AS c JOIN kept ON c.log = kept.log"
             " WHERE c.seq < :bound AND c.seq <= kept.through AND c.created_at <= :cutoff"
             " ORDER BY c.seq",
             {"bound": bound, "per_log": per_log, "cutoff": cutoff},
         ).fetchall()
-        return [(int(seq), str(log)) for seq, log in rows]
+        return [(int(seq), str(log), str(tags)) for seq, log, tags in rows]
     finally:
         db.close()
 
@@ -82,41 +145,123 @@ def _is_broad(interest: Interest) -> bool:
     return interest.public or bool(interest.tags) or bool(interest.threads)
 
 
+def _logs(interest: Interest) -> list[str]:
+    """The logs the interest matches every change of: the user's notifications and the
+    followees' posts (unless ``public`` reads every post change anyway)."""
+    logs = [f"n:{interest.user}"]
+    if not interest.public:
+        logs.extend(f"u:{author}" for author in sorted(interest.authors))
+    return logs
+
+
+_IndexRead = tuple[str, tuple[Any, ...]]
+"""A statement reading one index in seq order, and its key (the statement takes the key,
+then ``after``, ``head`` and a row limit)."""
+
+
+def _stream_reads(interest: Interest) -> list[_IndexRead]:
+    """The index reads of the interest's streams (``public`` covers every post change)."""
+    if interest.public:
+        return [(_POST_SEQS, ())]
+    reads: list[_IndexRead] = [(_TAG_SEQS, (tag,)) for tag in sorted(interest.tags)]
+    reads += [(sql, (thread,)) for thread in sorted(interest.threads) for sql in _THREAD_SEQS]
+    return reads
+
+
+class _Found:
+    """The sequence numbers a read found so far and the index entries it examined."""
+
+    __slots__ = ("cap", "examined", "limit", "seqs")
+
+    def __init__(self, limit: int, cap: int) -> None:
+        self.limit = limit
+        self.cap = cap
+        self.examined = 0
+        self.seqs: set[int] = set()
+
+    def room(self) -> int:
+        """Rows the next statement may return when all of them are new matches: one
+        more than the limit or the cap allows proves the answer is None."""
+        return max(0, min(self.limit + 1 - len(self.seqs), self.cap + 1 - self.examined))
+
+    def chunk(self) -> int:
+        """Rows the next paged statement may return (some may be known already)."""
+        return max(0, min(READ_CHUNK, self.cap + 1 - self.examined))
+
+    def add(self, rows: list[tuple[int]]) -> bool:
+        """Count and keep ``rows``; False once over the limit or the cap."""
+        self.examined += len(rows)
+        self.seqs.update(seq for (seq,) in rows)
+        return len(self.seqs) <= self.limit and self.examined <= self.cap
+
+
 class SqliteChangeLog:
     """ChangeLog implementation on one SQLite connection (see ``hub.backends.base``)."""
 
+    max_examined: int = MAX_EXAMINED
+    """The cap on index entries one :meth:`read_since` examines (see :data:`MAX_EXAMINED`)."""
+    examined: int = 0
+    """Index entries the last finished :meth:`read_since` examined (for tests and tuning)."""
+
     def __init__(
-        self, db: sqlite3.Connection, retention_seconds: float = 900, retention_per_log: int = 1000
+        self,
+        db: sqlite3.Connection,
+        retention_seconds: float = 900,
+        retention_per_log: int = 1000,
+        publish: Publish | None = None,
     ) -> None:
         self._db = db
         self._retention_ms = round(retention_seconds * 1000)
         self._per_log = retention_per_log
         self._path = str(db.execute("PRAGMA database_list").fetchone()[2])
+        self._publish = publish
 
     async def append(self, changes: Sequence[NewChange]) -> list[Change]:
-        """Durably append ``changes`` in order, assigning increasing sequence numbers."""
-        appended: list[Change] = []
+        """Durably append ``changes`` in order, assigning increasing sequence numbers,
+        and publish them once committed."""
         with transaction(self._db) as db:
-            for new in changes:
-                seq = db.execute(
-                    "INSERT INTO changes (log, kind, created_at, author, post, root, reply_to,"
-                    " tags, recipient, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        new.log,
-                        new.kind,
-                        new.created_at,
-                        new.author,
-                        new.post,
-                        new.root,
-                        new.reply_to,
-                        " ".join(new.tags),
-                        new.recipient,
-                        orjson.dumps(dict(new.data)),
-                    ),
-                ).lastrowid
-                assert seq is not None
-                appended.append(new.sequenced(seq))
+            appended = self.insert(db, changes)
+        self.announce(appended)
         return appended
+
+    def insert(self, db: sqlite3.Connection, changes: Sequence[NewChange]) -> list[Change]:
+        """Insert ``changes`` inside the caller's open transaction; return them sequenced.
+
+        The caller commits, then calls :meth:`announce` with what was inserted.
+        """
+        appended: list[Change] = []
+        for new in changes:
+            seq = db.execute(
+                "INSERT INTO changes (log, kind, created_at, author, post, root, reply_to,"
+                " tags, recipient, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    new.log,
+                    new.kind,
+                    new.created_at,
+                    new.author,
+                    new.post,
+                    new.root,
+                    new.reply_to,
+                    " ".join(new.tags),
+                    new.recipient,
+                    orjson.dumps(dict(new.data)),
+                ),
+            ).lastrowid
+            assert seq is not None
+            index_rows(db, seq, new)
+            appended.append(new.sequenced(seq))
+        return appended
+
+    def announce(self, messages: Sequence[BusMessage]) -> None:
+        """Publish committed ``messages`` in order, on the next turn of the event loop.
+
+        In-process subscribers cannot miss them: a process that dies before the turn
+        takes its subscribers with it, and they resume from the log. Deferring by one
+        turn lets the writer queue its acknowledgement before the events go out.
+        """
+        if self._publish is not None and messages:
+            publish = self._publish
+            asyncio.get_running_loop().call_soon(_publish_all, publish, list(messages))
 
     async def head(self) -> int:
         """The highest sequence number ever assigned (0 when nothing was appended)."""
@@ -130,12 +275,13 @@ class SqliteChangeLog:
     def _pruned_through(self, interest: Interest) -> int:
         """The highest sequence pruned from any log the interest could match."""
         logs = [f"n:{interest.user}"]
-        if not _is_broad(interest):
+        if _is_broad(interest):
+            logs.append(_ALL_POSTS)
+        else:
             logs.extend(f"u:{author}" for author in interest.authors)
         (through,) = self._db.execute(
-            "SELECT max(through) FROM pruned WHERE log IN (SELECT value FROM json_each(?))"
-            " OR (? AND log >= ? AND log < ?)",
-            (orjson.dumps(logs), _is_broad(interest), *_POST_LOGS),
+            "SELECT max(through) FROM pruned WHERE log IN (SELECT value FROM json_each(?))",
+            (orjson.dumps(logs),),
         ).fetchone()
         return 0 if through is None else int(through)
 
@@ -143,29 +289,59 @@ class SqliteChangeLog:
         """Changes with seq > ``after`` that ``interest`` matches, in seq order.
 
         None when a change the interest could match was pruned after ``after``, when
-        ``after`` lies beyond the head, or when more than ``limit`` changes match.
+        ``after`` lies beyond the head, when more than ``limit`` changes match, or when
+        finding them would examine more than :attr:`max_examined` index entries.
+
+        Only changes up to the head at the start are read (a later one arrives live), so
+        that changes appended meanwhile cannot leave a gap below the last one answered.
+        The ``pruned`` marks are read after the rows: a prune racing with the read (it
+        yields between statements) gives None, never a silent gap.
         """
-        if after > self._head() or self._pruned_through(interest) > after:
+        head = self._head()
+        if after > head:
             return None
-        if _is_broad(interest):
-            rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM changes WHERE seq > ? ORDER BY seq", (after,)
-            )
-        else:
-            logs = [f"n:{interest.user}", *(f"u:{author}" for author in interest.authors)]
-            rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM changes WHERE log IN (SELECT value FROM json_each(?))"
-                " AND seq > ? ORDER BY seq",
-                (orjson.dumps(logs), after),
-            )
-        found: list[Change] = []
-        for row in rows:
-            change = _change(row)
-            if interest.matches(change):
-                found.append(change)
-                if len(found) > limit:
-                    return None
-        return found
+        found = _Found(limit, self.max_examined)
+        complete = await self._find(found, after, head, interest)
+        self.examined = found.examined
+        if not complete:
+            return None
+        changes = await self._fetch(sorted(found.seqs))
+        if self._pruned_through(interest) > after:
+            return None
+        return changes
+
+    async def _find(self, found: _Found, after: int, head: int, interest: Interest) -> bool:
+        """Collect into ``found`` the seqs in (after, head] the interest matches; False
+        once over the limit or the cap. Logs first: their rows are all distinct, so one
+        statement per :data:`READ_CHUNK` logs, limited to the room left, decides."""
+        logs = _logs(interest)
+        for start in range(0, len(logs), READ_CHUNK):
+            chunk = orjson.dumps(logs[start : start + READ_CHUNK])
+            rows = self._db.execute(_LOG_SEQS, (chunk, after, head, found.room())).fetchall()
+            if not found.add(rows):
+                return False
+            await asyncio.sleep(0)
+        for statement, key in _stream_reads(interest):
+            low = after
+            while True:
+                count = found.chunk()
+                rows = self._db.execute(statement, (*key, low, head, count)).fetchall()
+                if not found.add(rows):
+                    return False
+                await asyncio.sleep(0)
+                if len(rows) < count:
+                    break
+                low = rows[-1][0]
+        return True
+
+    async def _fetch(self, seqs: list[int]) -> list[Change]:
+        """The changes ``seqs`` (ascending) that still exist, :data:`READ_CHUNK` a time."""
+        changes: list[Change] = []
+        for start in range(0, len(seqs), READ_CHUNK):
+            rows = self._db.execute(_ROWS, (orjson.dumps(seqs[start : start + READ_CHUNK]),))
+            changes.extend(map(_change, rows))
+            await asyncio.sleep(0)
+        return changes
 
     async def prune(self, now: int) -> int:
         """Apply the retention rule at time ``now`` (ms); return how many changes were removed.
@@ -176,6 +352,7 @@ class SqliteChangeLog:
         the node writes); they are then deleted by key in small transactions that yield
         to the event loop in between, so pruning never stalls live delivery. A change
         doomed in that snapshot stays doomed: newer changes only push it further back.
+        The index rows of a change (``change_tags``) go in the transaction that deletes it.
         """
         cutoff = now - self._retention_ms
         doomed = await asyncio.to_thread(_doomed, self._path, cutoff, self._per_log)
@@ -183,16 +360,22 @@ class SqliteChangeLog:
         for start in range(0, len(doomed), PRUNE_BATCH):
             chunk = doomed[start : start + PRUNE_BATCH]
             through: dict[str, int] = {}
-            for seq, log in chunk:
+            for seq, log, _ in chunk:
                 through[log] = max(through.get(log, 0), seq)
+                if log.startswith("u:"):
+                    through[_ALL_POSTS] = max(through.get(_ALL_POSTS, 0), seq)
             with transaction(self._db) as db:
                 db.executemany(
                     "INSERT INTO pruned (log, through) VALUES (?, ?) ON CONFLICT (log)"
                     " DO UPDATE SET through = max(through, excluded.through)",
                     through.items(),
                 )
+                db.executemany(
+                    "DELETE FROM change_tags WHERE tag = ? AND seq = ?",
+                    [(tag, seq) for seq, _, tags in chunk for tag in tags.split()],
+                )
                 removed += db.executemany(
-                    "DELETE FROM changes WHERE seq = ?", [(seq,) for seq, _ in chunk]
+                    "DELETE FROM changes WHERE seq = ?", [(seq,) for seq, _, _ in chunk]
                 ).rowcount
             await asyncio.sleep(0)
         return removed

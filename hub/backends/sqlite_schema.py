@@ -104,7 +104,40 @@ CREATE TABLE pruned (
 ) WITHOUT ROWID;
 """
 
-MIGRATIONS: list[str] = [_V1]
+_V2 = """
+CREATE TABLE change_tags (
+    tag TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (tag, seq)
+) WITHOUT ROWID;
+INSERT INTO change_tags (tag, seq)
+    WITH RECURSIVE split(seq, tag, rest) AS (
+        SELECT seq, '', tags || ' ' FROM changes WHERE kind <> 'notification' AND tags <> ''
+        UNION ALL
+        SELECT seq, substr(rest, 1, instr(rest, ' ') - 1), substr(rest, instr(rest, ' ') + 1)
+        FROM split WHERE rest <> ''
+    )
+    SELECT DISTINCT tag, seq FROM split WHERE tag <> '';
+
+CREATE INDEX changes_of_posts ON changes(seq) WHERE kind <> 'notification';
+CREATE INDEX changes_by_post ON changes(post, seq)
+    WHERE kind <> 'notification' AND post IS NOT NULL;
+CREATE INDEX changes_by_root ON changes(root, seq)
+    WHERE kind <> 'notification' AND root IS NOT NULL;
+CREATE INDEX changes_by_parent ON changes(reply_to, seq)
+    WHERE kind <> 'notification' AND reply_to IS NOT NULL;
+
+INSERT INTO pruned (log, through)
+    SELECT 'posts', max(through) FROM pruned WHERE log GLOB 'u:*'
+    HAVING max(through) IS NOT NULL;
+"""
+"""Resume reads through indexes, never a scan (``hub.backends.sqlite_changelog``):
+``change_tags`` holds one row per tag of each post change (written with the change,
+deleted with it; back-filled here); partial indexes find the post changes in sequence
+order (``public``) and those of a thread by ``post``, ``root`` or ``reply_to``; the
+``pruned`` row ``posts`` is the highest sequence pruned from any post log."""
+
+MIGRATIONS: list[str] = [_V1, _V2]
 """SQL scripts; entry ``i`` migrates schema version ``i`` to ``i + 1``."""
 
 
