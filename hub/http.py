@@ -8,7 +8,7 @@ plain HTTP.
 from __future__ import annotations
 
 import http
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -16,14 +16,25 @@ from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from hub.config import Settings
 from hub.demo import demo_response
-from hub.metrics import CONTENT_TYPE_LATEST
+from hub.metrics import CONTENT_TYPE_LATEST, NodeMetrics
 from hub.tokens import TokenError, issue_token
 
-if TYPE_CHECKING:
-    from hub.node import Node
+__all__ = ["HttpRoutes", "NodeStatus"]
 
-__all__ = ["HttpRoutes"]
+
+class NodeStatus(Protocol):
+    """What the HTTP endpoints read of the node (``hub.node.Node`` provides it)."""
+
+    settings: Settings
+    metrics: NodeMetrics
+    secret: str
+    draining: bool
+
+    @property
+    def ready(self) -> bool:
+        """Whether the node takes connections."""
 
 
 def _response(status: http.HTTPStatus, body: bytes, content_type: str) -> Response:
@@ -44,7 +55,7 @@ def _text(status: http.HTTPStatus, text: str) -> Response:
 class HttpRoutes:
     """Answers the node's HTTP endpoints."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: NodeStatus) -> None:
         self._node = node
 
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -59,7 +70,8 @@ class HttpRoutes:
         if url.path == "/readyz":
             if self._node.ready:
                 return _text(http.HTTPStatus.OK, "ready")
-            return _text(http.HTTPStatus.SERVICE_UNAVAILABLE, "not ready")
+            why = "draining" if self._node.draining else "not ready"
+            return _text(http.HTTPStatus.SERVICE_UNAVAILABLE, why)
         if url.path == "/metrics":
             return _response(http.HTTPStatus.OK, self._node.metrics.render(), CONTENT_TYPE_LATEST)
         if url.path == "/dev/token" and self._node.settings.dev:

@@ -9,9 +9,10 @@ every fraction of a second rather than one long stall (which would show up as la
 spikes in the fan-out). A slice's check pings each connection in its own short task —
 ``ping()`` itself waits while a socket's write buffer is full, and one stuck peer must
 not hold up the verdict on the others — waits up to ``interval`` for the pongs and hands
-each connection that did not answer to ``on_dead`` (the node closes it with 1011, as
-websockets would). Clients need nothing new: answering pings is part of the WebSocket
-protocol.
+each connection that did not answer to ``on_dead``. The node cuts it at once: a
+best-effort 1011 close frame (websockets' own choice), then the socket is aborted — a
+close handshake would wait behind a full buffer, forever if the peer never reads.
+Clients need nothing new: answering pings is part of the WebSocket protocol.
 """
 
 from __future__ import annotations

@@ -1,23 +1,24 @@
 """One hub node: the WebSocket server, its sessions, and the seams it runs on.
 
-The path of a post through the node (DESIGN.md section 2):
+The path of a post through the node (docs/architecture.md section 2):
 
 1. :class:`hub.session.Session` decodes and validates the request;
 2. :class:`hub.handlers.Handlers` calls the domain (:class:`hub.social.SocialService`),
-   which writes the store and appends the change log (which assigns the cursor);
-3. the session queues the acknowledgement;
-4. :meth:`Node.publish` publishes the change once on the bus;
-5. :meth:`Node._on_bus` (every node's bus listener) hands it to :class:`hub.fanout.LocalFanout`;
-6. the fan-out encodes each event once per codec and queues the same bytes on each
+   whose store commits the record with its changes and their cursors, and publishes
+   the changes once, as one unit (one SQLite transaction, one Redis script);
+3. the session queues the acknowledgement (the embedded bus delivers one loop turn
+   after the commit, so the reply goes first);
+4. :meth:`Node._on_bus` (every node's bus listener) hands it to :class:`hub.fanout.LocalFanout`;
+5. the fan-out encodes each event once per codec and queues the same bytes on each
    recipient's :class:`hub.outbox.Outbox`;
-7. :class:`hub.outbox.Flusher` writes each outbox once per flush (a loop tick, or up to
+6. :class:`hub.outbox.Flusher` writes each outbox once per flush (a loop tick, or up to
    10 ms later under load), sharing framed bytes between outboxes with the same messages.
 
 With ``--redis`` the seams are shared (``hub.backends.redis_*``): the fan-out watches on
-the bus only the route keys of this node's sessions; a follow made on any node arrives
-as a :class:`~hub.backends.base.FollowChange` and a bus reconnect as a
-:class:`~hub.backends.base.BusGap`, and both make the affected sessions hold live events
-and catch up from the change log (:meth:`Node._catch_up`). The node is ready only while
+the bus only the route keys of this node's sessions. On both backends a follow arrives
+as a :class:`~hub.backends.base.FollowChange` (one follow path), and on a shared bus a
+reconnect as a :class:`~hub.backends.base.BusGap`; both make the affected sessions hold
+live events and catch up from the change log (:meth:`Node._catch_up`). The node is ready only while
 the shared backend is reachable.
 """
 
@@ -27,11 +28,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 
-from hub.backends.base import BusGap, BusMessage, FollowChange
+from hub.backends.base import BackendUnavailable, BusGap, BusMessage, FollowChange
 from hub.backends.bundle import Backends, open_embedded, open_redis
 from hub.background import Background, stop_task
 from hub.config import Settings
@@ -41,9 +42,9 @@ from hub.handlers import Handlers
 from hub.http import HttpRoutes
 from hub.keepalive import KEEPALIVE_CLOSE, Keepalive
 from hub.metrics import NodeMetrics
-from hub.outbox import Flusher
+from hub.outbox import Flusher, cut
 from hub.presence import PresenceAnnouncer
-from hub.records import Change, PresenceChange
+from hub.records import PresenceChange
 from hub.routing import follow_key
 from hub.session import Session
 from hub.social import SocialService
@@ -81,17 +82,21 @@ class Node:
         self._backends = backends
         self.secret = settings.secret or load_or_create_secret(settings.data_dir)
         self.metrics = NodeMetrics()
-        self.service = SocialService(self.store, self.changelog, _now_ms)
+        self.service = SocialService(self.store, _now_ms)
         self.fanout = LocalFanout(self.bus.watch, self.bus.unwatch)
         self.flusher = Flusher(asyncio.get_running_loop(), self.metrics.frames_out.inc)
         self.presence = PresenceAnnouncer(
             backends.presence, self.bus.publish, settings.presence_grace
         )
         self.coalescer = CountCoalescer(settings.counts_window, self._publish_counts)
-        self.handlers = Handlers(self)
+        self.handlers = Handlers(self.service, self.coalescer.touch, self.presence.online)
         self._ready = False
+        self.draining = False
+        """Whether the node is shutting down (:meth:`drain`): new requests are refused."""
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._catching_up = Background()
-        self._closing = Background()
         self.keepalive = Keepalive(self.open_connections, settings.ping_interval, self._silent)
         self._sessions: dict[str, set[Session]] = {}
         self._server: Server | None = None
@@ -164,9 +169,11 @@ class Node:
         return self._server.connections if self._server is not None else ()
 
     def _silent(self, connection: ServerConnection) -> None:
-        """A connection did not answer a keepalive ping in time: close it (1011)."""
+        """A connection did not answer a keepalive ping in time: cut it at once (a
+        best-effort 1011 close frame, then the socket is aborted). Its buffers may be
+        full, so no close handshake: that would wait for a drain that never comes."""
         self.metrics.closes.labels(str(KEEPALIVE_CLOSE)).inc()
-        self._closing.spawn(connection.close(KEEPALIVE_CLOSE, "keepalive ping timeout"))
+        cut(connection, KEEPALIVE_CLOSE, "keepalive ping timeout")
 
     async def _connection(self, connection: ServerConnection) -> None:
         codec = codec_for_subprotocol(str(connection.subprotocol))
@@ -189,6 +196,17 @@ class Node:
         self.metrics.connections.dec()
         await self.presence.disconnected(session.user)
 
+    def request_started(self) -> None:
+        """A session began handling a request (drain waits for it to finish)."""
+        self._in_flight += 1
+        self._idle.clear()
+
+    def request_finished(self) -> None:
+        """A request was answered."""
+        self._in_flight -= 1
+        if not self._in_flight:
+            self._idle.set()
+
     def local_sessions(self, user: str) -> list[Session]:
         """This node's sessions of ``user``."""
         return list(self._sessions.get(user, ()))
@@ -199,11 +217,6 @@ class Node:
             yield from list(sessions)
 
     # -- the live path ------------------------------------------------------------
-
-    async def publish(self, changes: Sequence[Change]) -> None:
-        """Publish acknowledged changes once each on the bus."""
-        for change in changes:
-            await self.bus.publish(change)
 
     def _on_bus(self, message: BusMessage) -> None:
         if isinstance(message, FollowChange):
@@ -219,22 +232,17 @@ class Node:
         self.metrics.deliveries.inc(delivered)
         self.metrics.messages_out.inc(delivered)
 
-    def refile_follow(self, follower: str, followee: str, following: bool) -> list[Session]:
-        """File (or unfile) this node's sessions of ``follower`` under the followee's key;
-        return those sessions."""
-        sessions = self.local_sessions(follower)
-        key = [follow_key(followee)]
+    def _refollow(self, change: FollowChange) -> None:
+        """A follow or unfollow (made on any node): file (or unfile) this node's sessions
+        of the follower under the followee's key; after a follow they catch up on what
+        the new key's subscription missed."""
+        sessions = self.local_sessions(change.follower)
+        key = [follow_key(change.followee)]
         for session in sessions:
-            if following:
+            if change.following:
                 session.add_keys(key)
             else:
                 session.remove_keys(key)
-        return sessions
-
-    def _refollow(self, change: FollowChange) -> None:
-        """A follow or unfollow (made on any node): update this node's sessions of the
-        follower; after a follow they catch up on what the new key's subscription missed."""
-        sessions = self.refile_follow(change.follower, change.followee, change.following)
         if change.following:
             self._catch_up(sessions, change.after)
 
@@ -255,29 +263,47 @@ class Node:
             await session.catch_up(after)
 
     async def _publish_counts(self, post_id: int) -> None:
-        outcome = await self.service.counts_change(post_id)
-        await self.publish(outcome.changes)
+        await self.service.counts_change(post_id)
 
     async def _prune_forever(self) -> None:
+        """Prune every ``prune_interval``; a backend outage logs one WARNING, not one
+        traceback per attempt."""
+        failing = False
         while True:
             await asyncio.sleep(self.settings.prune_interval)
             try:
                 pruned = await self.changelog.prune(_now_ms())
+            except BackendUnavailable as exc:
+                if not failing:
+                    log.warning("pruning the change log postponed: %s", exc)
+                failing = True
             except Exception:
                 log.exception("pruning the change log failed")
             else:
+                if failing:
+                    log.info("pruning the change log works again")
+                failing = False
                 log.debug("pruned %d changes", pruned)
 
     # -- shutdown -----------------------------------------------------------------
 
     async def drain(self) -> None:
-        """Stop accepting, tell clients to reconnect elsewhere, flush, close the store.
+        """Stop accepting, finish in-flight requests, tell clients to reconnect elsewhere,
+        flush, close the store.
 
-        Every open connection gets a ``notice`` event and then close code 4000
-        (draining), so clients reconnect, to another node if there is one, and resume.
+        From the first step ``/readyz`` answers 503 and WebSocket upgrades are refused,
+        while the port stays open; requests arriving now are answered ``unavailable``
+        (retry on another node), and those already running finish and are answered
+        (within ``drain_timeout``). Then every open connection gets a ``notice`` event
+        and close code 4000 (draining), so clients reconnect, to another node if there
+        is one, and resume.
         """
         self._ready = False
+        self.draining = True
         await self.keepalive.close()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.settings.drain_timeout):
+                await self._idle.wait()
         await self.coalescer.close()
         notice = PreparedEvent(
             Event(
@@ -296,7 +322,7 @@ class Node:
                 async with asyncio.timeout(self.settings.drain_timeout):
                     await self._server.wait_closed()
         await stop_task(self._pruner)
-        await self.presence.flush()
+        await self.presence.drain()
         await self._backends.close()
 
 

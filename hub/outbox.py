@@ -16,10 +16,13 @@ Two things make a flush cheap when thousands of connections receive the same eve
   about ``d`` (at most :data:`MAX_FLUSH_DELAY`), so under load messages coalesce into
   bigger batches and fewer writes, while an idle node flushes on the next loop tick.
 
-An outbox whose pending bytes, or the socket's unsent bytes after a flush, pass its
-limit is *overflowed*: it drops what it holds and calls ``on_overflow`` (the session
-closes the connection with ``slow``), so a slow reader never holds memory hostage or
-delays anyone else.
+An outbox whose pending bytes pass its limit, or whose next frame would take the
+socket's unsent bytes past it, is *overflowed*: the frame is not written, the outbox
+drops what it holds and calls ``on_overflow``, so a connection's buffers never hold more
+than the limit and a slow reader never holds memory hostage or delays anyone else. The
+session then cuts the connection (:func:`cut`): a best-effort ``slow`` close frame, then
+the socket is aborted at once (a close handshake would wait behind the full buffer,
+forever if the peer never reads).
 
 Frames are written straight to the transport, bypassing ``websockets``' own send path:
 that is safe because the server runs without compression and only whole frames are
@@ -29,6 +32,9 @@ written, so they interleave cleanly with the library's own (pings, close).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import struct
 import time
 from collections.abc import Callable
 
@@ -39,10 +45,13 @@ from websockets.protocol import State
 from protocol import Codec
 from protocol.limits import MAX_BATCH, MAX_SERVER_FRAME_BYTES
 
-__all__ = ["MAX_FLUSH_DELAY", "Flusher", "Outbox"]
+__all__ = ["MAX_FLUSH_DELAY", "Flusher", "Outbox", "cut"]
 
 MAX_FLUSH_DELAY = 0.010
 """Longest a flush waits to let messages coalesce after a slow flush, in seconds."""
+
+_LINGER_RESET = struct.pack("ii", 1, 0)
+"""``SO_LINGER`` on, zero seconds: closing the socket discards its send queue with a RST."""
 
 SharedFrames = dict[tuple[bool, tuple[int, ...]], tuple[bytes, list[bytes]]]
 """Framed bytes of this flush, by (binary?, ids of the messages they hold).
@@ -157,6 +166,7 @@ class Outbox:
         connection = self._connection
         if connection.protocol.state is not State.OPEN:
             return 0
+        transport = connection.transport
         binary = self.codec.binary
         frames = 0
         start = 0
@@ -173,9 +183,36 @@ class Outbox:
             framed = shared.get(key)
             if framed is None:
                 framed = shared[key] = (_frame(self.codec, chunk), chunk)
-            connection.transport.write(framed[0])
+            frame = framed[0]
+            if transport.get_write_buffer_size() + len(frame) > self.limit:
+                self.overflow()  # checked before writing: buffers never pass the limit
+                break
+            transport.write(frame)
             frames += 1
             start = end
-        if connection.transport.get_write_buffer_size() > self.limit:
-            self.overflow()
         return frames
+
+
+def cut(connection: Connection, code: int, reason: str) -> None:
+    """End ``connection`` now, without a close handshake that waits for a drain.
+
+    The close frame (``code``, ``reason``) is written straight to the transport, so a
+    peer whose buffers still have room reads it; then the socket is aborted with
+    ``SO_LINGER`` 0, so the kernel discards its send queue and sends a RST instead of
+    keeping the socket (and what it holds) until a peer that never reads gives up.
+    websockets then reports the connection lost: the session's receive loop ends and
+    its cleanup runs. Idempotent.
+    """
+    transport = connection.transport
+    if not transport.is_closing():  # once closing, the socket (and its fd) may be gone
+        protocol = connection.protocol
+        if protocol.state is State.OPEN:
+            protocol.send_close(code, reason)
+            for data in protocol.data_to_send():
+                if data:
+                    transport.write(data)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+    transport.abort()

@@ -21,27 +21,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from hub.backends.base import BackendUnavailable
-from hub.outbox import Outbox
+from hub.backends.base import BackendUnavailable, Bus, ChangeLog, Store
+from hub.config import Settings
+from hub.fanout import LocalFanout
+from hub.handlers import Handlers
+from hub.metrics import NodeMetrics
+from hub.outbox import Flusher, Outbox, cut
 from hub.ratelimit import TokenBucket
 from hub.routing import follow_key, interest_of, routes_for, stream_key, user_key
+from hub.social import SocialService
 from hub.social.errors import DomainError
-from hub.social.wire import profile_to_wire
 from hub.tokens import TokenError, verify_token
-from protocol import Codec, ErrorReply, Event, EventType, PreparedEvent, Reply, Request
+from hub.wire import profile_to_wire
+from protocol import Codec, ErrorReply, Event, EventType, PreparedEvent, Reply, Request, ops
 from protocol.errors import CloseCode, ErrorCode, ProtocolError
-from protocol.limits import MAX_RESUME_EVENTS
+from protocol.limits import MAX_RESUME_EVENTS, MAX_SUBSCRIPTIONS
 
-if TYPE_CHECKING:
-    from hub.node import Node
-
-__all__ = ["Session"]
+__all__ = ["Session", "SessionHost"]
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +56,45 @@ WRITE_OPS = frozenset(
 SETTLE_TIMEOUT = 5.0
 """Seconds sign-in waits for a shared bus to subscribe the session's route keys."""
 
+REPLAY_SHARE = 2
+"""A replay may fill at most 1/REPLAY_SHARE of the outbox limit; a bigger one is answered
+with ``resync`` (the client reloads), so that a replay always ends, never in an endless
+cut-reconnect-replay loop, and live events keep room beside it."""
+
 CATCH_UP_ATTEMPTS = 4
 """Tries of a catch-up replay while the store reports itself unavailable."""
 
 CATCH_UP_BACKOFF = 0.5
 """Seconds before the second try of a catch-up; doubles for each further one."""
+
+
+class SessionHost(Protocol):
+    """What a session needs of its node (``hub.node.Node`` provides it; the session
+    never imports the node)."""
+
+    settings: Settings
+    metrics: NodeMetrics
+    flusher: Flusher
+    handlers: Handlers
+    secret: str
+    service: SocialService
+    store: Store
+    changelog: ChangeLog
+    bus: Bus
+    fanout: LocalFanout
+    draining: bool
+
+    async def session_started(self, session: Session) -> None:
+        """A session authenticated."""
+
+    async def session_ended(self, session: Session) -> None:
+        """An authenticated session ended (or its ``auth`` was undone)."""
+
+    def request_started(self) -> None:
+        """A request began (drain waits for it)."""
+
+    def request_finished(self) -> None:
+        """A request was answered."""
 
 
 class Session:
@@ -83,7 +120,7 @@ class Session:
         "user",
     )
 
-    def __init__(self, node: Node, connection: ServerConnection, codec: Codec) -> None:
+    def __init__(self, node: SessionHost, connection: ServerConnection, codec: Codec) -> None:
         settings = node.settings
         self.node = node
         self.connection = connection
@@ -134,17 +171,35 @@ class Session:
         self.send_reply(ErrorReply(request_id, code, message, retry_after))
 
     def close(self, code: CloseCode, reason: str) -> None:
-        """Close the connection with ``code`` once what is queued has been written."""
+        """Close the connection with ``code`` once what is queued has been written.
+
+        The close handshake is bounded (:meth:`_close_within`); an outbox that overflows
+        on this last write cuts the connection instead (4001)."""
+        if self._closing is None:
+            self.outbox.write_pending({})
         if self._closing is None:
             self.node.metrics.closes.labels(str(code.value)).inc()
-            self.outbox.write_pending({})
-            self._closing = asyncio.get_running_loop().create_task(
-                self.connection.close(code.value, reason)
-            )
+            self._closing = asyncio.get_running_loop().create_task(self._close_within(code, reason))
+
+    async def _close_within(self, code: CloseCode, reason: str) -> None:
+        """The close handshake, bounded by the server's ``close_timeout``: websockets'
+        own timeout starts only once the close frame is drained, which a peer that does
+        not read never lets happen; past the bound the socket is cut."""
+        connection = self.connection
+        try:
+            async with asyncio.timeout(connection.close_timeout):
+                await connection.close(code.value, reason)
+        except TimeoutError:
+            cut(connection, code, reason)
 
     def _on_overflow(self) -> None:
+        """The outbox overflowed: cut the connection now (a best-effort 4001 close frame,
+        then the socket is aborted); the receive loop ends as the connection is lost."""
         self.node.metrics.outbox_drops.inc()
-        self.close(CloseCode.SLOW, "outbox over its limit: reconnect and resume")
+        if self._closing is None:
+            self.node.metrics.closes.labels(str(CloseCode.SLOW.value)).inc()
+            self._closing = asyncio.get_running_loop().create_task(self.connection.wait_closed())
+        cut(self.connection, CloseCode.SLOW, "outbox over its limit: reconnect and resume")
 
     # -- the connection's life ----------------------------------------------------
 
@@ -219,8 +274,13 @@ class Session:
         if not self.user and name not in {"auth", "ping"}:
             self.send_error(request.id, ErrorCode.UNAUTHORIZED, "send auth with a token first")
             return
+        if self.node.draining:
+            message = "node draining: reconnect (to any node) and retry"
+            self.send_error(request.id, ErrorCode.UNAVAILABLE, message)
+            return
+        self.node.request_started()
         try:
-            result, changes = await self.node.handlers.dispatch(self, request.op)
+            result = await self._dispatch(request.op)
         except DomainError as exc:
             self.send_error(request.id, exc.code, exc.message)
         except BackendUnavailable as exc:
@@ -234,10 +294,33 @@ class Session:
             self.send_error(request.id, ErrorCode.INTERNAL, "internal error; see the hub log")
         else:
             self.send_reply(Reply(request.id, result))
-            if changes:
-                await self.node.publish(changes)
         finally:
+            self.node.request_finished()
             self._release_after_reply()
+
+    async def _dispatch(self, op: ops.Operation) -> Mapping[str, Any]:
+        """Run one request: session operations here, the rest by the node's handlers."""
+        match op:
+            case ops.Auth(token=token, cursor=cursor, streams=streams):
+                return await self.sign_in(token, cursor, streams or ())
+            case ops.Ping():
+                return {"time": int(time.time() * 1000)}
+            case ops.Subscribe(stream=stream):
+                subscriptions = self.subscriptions
+                if stream not in subscriptions:
+                    if len(subscriptions) >= MAX_SUBSCRIPTIONS:
+                        raise ProtocolError(
+                            ErrorCode.TOO_LARGE,
+                            f"at most {MAX_SUBSCRIPTIONS} subscriptions per connection",
+                        )
+                    self.subscribe(stream)
+                return {"stream": stream, "subscribed": True}
+            case ops.Unsubscribe(stream=stream):
+                self.unsubscribe(stream)
+                return {"stream": stream, "subscribed": False}
+            case ops.Resume(cursor=cursor):
+                return await self.resume(cursor)
+        return await self.node.handlers.dispatch(self.user, op)
 
     # -- authentication, routing and resume ----------------------------------------
 
@@ -265,17 +348,36 @@ class Session:
             self.subscribe(stream)
         await self.node.session_started(self)
         try:
+            result = await self._signed_in(profile_to_wire(profile), cursor)
+        except BaseException:
+            await self._undo_sign_in()
+            raise
+        return result
+
+    async def _signed_in(self, user: Mapping[str, Any], cursor: str | None) -> dict[str, Any]:
+        """The rest of ``auth`` once filed: wait for the bus, replay, answer."""
+        try:
             async with asyncio.timeout(SETTLE_TIMEOUT):
                 await self.node.bus.settled()
         except TimeoutError:
             raise BackendUnavailable("the bus has not subscribed yet") from None
         head = self._release_floor = await self.node.changelog.head()
-        result: dict[str, Any] = {"user": profile_to_wire(profile)}
+        result: dict[str, Any] = {"user": user}
         if cursor is not None:
             async with self._replaying:
                 result.update((await self._replay(cursor, upto=head))[0])
         result["cursor"] = str(head)
         return result
+
+    async def _undo_sign_in(self) -> None:
+        """A failed ``auth`` leaves nothing behind: the session is unfiled, its held
+        events and replay dropped, and it is unauthenticated again (it may retry)."""
+        if self._held is not None:
+            self._held.clear()
+            self._held_bytes = 0
+        await self.node.session_ended(self)
+        self.keys.clear()
+        self.user = ""
 
     def add_keys(self, keys: list[str]) -> None:
         """File this session under more route keys."""
@@ -394,17 +496,22 @@ class Session:
         if 0 <= after <= head:
             interest = interest_of(self.user, self.keys)
             changes = await self.node.changelog.read_since(after, interest, MAX_RESUME_EVENTS)
-        if changes is None:
-            resync = Event(EventType.RESYNC, None, {"reason": "cursor outside the resume window"})
-            self.outbox.push(self.codec.encode_event(resync))
-            return {"replayed": 0, "cursor": str(head), "resync": True}, head
-        replayed, last = 0, after
-        for change in changes:
+        replay: list[bytes] = []
+        replay_bytes, last = 0, after
+        for change in changes or ():
             if upto is not None and change.seq > upto:
                 break
             for keys, event in routes_for(change):
                 if not self.keys.isdisjoint(keys):
-                    self.outbox.push(self.codec.encode_event(event))
-                    replayed += 1
+                    replay.append(self.codec.encode_event(event))
+                    replay_bytes += len(replay[-1])
             last = change.seq
+        if changes is None or replay_bytes > self.outbox.limit // REPLAY_SHARE:
+            why = "cursor outside the resume window" if changes is None else "too much to replay"
+            resync = Event(EventType.RESYNC, None, {"reason": why})
+            self.outbox.push(self.codec.encode_event(resync))
+            return {"replayed": 0, "cursor": str(head), "resync": True}, head
+        for message in replay:
+            self.outbox.push(message)
+        replayed = len(replay)
         return {"replayed": replayed, "cursor": str(last)}, last
