@@ -44,13 +44,15 @@ async def open_embedded(
     retention_per_log: int,
 ) -> Backends:
     """The embedded default: SQLite in ``data_dir``, bus and presence in this process."""
+    bus = MemoryBus()
     sqlite = await SqliteBackend.open(
         data_dir,
         synchronous=synchronous,
         retention_seconds=retention_seconds,
         retention_per_log=retention_per_log,
+        publish=bus.deliver,
     )
-    return Backends(sqlite.store, sqlite.changelog, MemoryBus(), MemoryPresence(), sqlite.close)
+    return Backends(sqlite.store, sqlite.changelog, bus, MemoryPresence(), sqlite.close)
 
 
 async def open_redis(
@@ -69,10 +71,22 @@ async def open_redis(
     is the follower count from which an author's posts are merged on read instead of
     fanned out; ``presence_ttl`` how long a silent node's users stay online. Raises
     BackendUnavailable when Redis cannot be reached, ValueError for a bad URL.
+
+    ``healthy()`` is False while Redis does not answer the probe's PING within a second
+    or the bus's subscriber connection is down or silent: both are checked every 0.5 s,
+    so a frozen or unreachable Redis makes the node not ready within 1.5 s, and ready
+    again within about a second of its return (see ``redis_link.RedisProbe`` and
+    ``redis_bus``). The presence heartbeat plays no part in it.
     """
     from hub.backends.redis_bus import RedisBus  # noqa: PLC0415 - only this path needs redis
     from hub.backends.redis_changelog import RedisChangeLog  # noqa: PLC0415
-    from hub.backends.redis_link import DEFAULT_NAMESPACE, Keys, connect, translated  # noqa: PLC0415
+    from hub.backends.redis_link import (  # noqa: PLC0415
+        DEFAULT_NAMESPACE,
+        Keys,
+        RedisProbe,
+        connect,
+        translated,
+    )
     from hub.backends.redis_presence import RedisPresence  # noqa: PLC0415
     from hub.backends.redis_store import RedisStore  # noqa: PLC0415
 
@@ -87,7 +101,7 @@ async def open_redis(
     except BackendUnavailable as exc:
         await _close_clients(client, writer)
         raise BackendUnavailable(f"cannot reach Redis at {url}: is it running? ({exc})") from exc
-    store = RedisStore(client, writer, keys, fanout_limit)
+    store = RedisStore(client, writer, keys, fanout_limit, route_keys)
     changelog = RedisChangeLog(
         client,
         writer,
@@ -98,6 +112,7 @@ async def open_redis(
     )
     bus = RedisBus(url, client, keys)
     presence = RedisPresence(client, writer, keys, presence_ttl)
+    probe = RedisProbe(url, on_recovery=presence.wake)
     bus.start()
     try:
         await presence.start(bus.publish)
@@ -106,16 +121,19 @@ async def open_redis(
     except BaseException:
         await presence.close()
         await bus.close()
+        await probe.close()
         await _close_clients(client, writer)
         raise
+    probe.start()
 
     async def close() -> None:
+        await probe.close()
         await presence.close()
         await bus.close()
         await _close_clients(client, writer)
 
     def healthy() -> bool:
-        return bus.connected and presence.healthy
+        return probe.ok and bus.connected
 
     return Backends(store, changelog, bus, presence, close, healthy)
 

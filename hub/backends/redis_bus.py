@@ -21,6 +21,24 @@ handing on any message of the new connection, calls the handlers with
 :class:`~hub.backends.base.BusGap` ``(after=last_seq)``: the node then makes each session
 replay what it may have missed from the change log. :attr:`connected` is False while
 down (the node reports not ready).
+
+A connection can also die silently (a partition, a frozen peer: no FIN, no RST), and a
+subscriber connection never sends anything of its own, so nothing would ever fail. Hence
+the health check: every :data:`PING_INTERVAL` seconds the task sends PING on the
+subscriber connection itself; when nothing at all (the PONG, or any message: a busy
+connection is plainly alive) arrives within :data:`PING_TIMEOUT` seconds, the connection
+is declared dead and closed, and the reconnect above follows. A dead link is thus noticed
+within 1.5 s. (Over RESP3, redis-py hands the PONG of a subscribed connection on as a
+malformed message; any message will do.)
+
+Presence changes are published from a queue by a task of their own: :meth:`publish`
+returns at once, and while Redis is unavailable the task retries with the same backoff
+until they are out, in order, up to :data:`PUBLISH_BATCH` per round trip. Should the
+queue grow past :data:`QUEUE_LIMIT` (a long outage under churn), it is compacted to the
+latest state of each user: bounded by the number of users, still in order per user.
+
+Logging: one WARNING when the subscriber connection is lost or declared dead, one when
+publishing starts failing; retries log at DEBUG, recoveries at INFO.
 """
 
 from __future__ import annotations
@@ -28,14 +46,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hub.backends.base import BusGap, BusHandler, BusMessage, FollowChange
-from hub.backends.redis_changelog import change_from_json
+from hub.backends.redis_append import change_from_json
 from hub.backends.redis_link import UNAVAILABLE_ERRORS, Keys, connect, raise_if_cancelled
 from hub.background import stop_task
 from hub.records import Change, PresenceChange
@@ -48,6 +68,20 @@ _BATCH = 1000
 _BACKOFF_MIN = 0.05
 _BACKOFF_MAX = 2.0
 _CONTROL = "_"  # a channel every connection subscribes to, so that it always has one
+
+PING_INTERVAL = 0.5
+"""Seconds between the end of one subscriber health check and the next PING."""
+PING_TIMEOUT = 1.0
+"""Seconds the subscriber connection may stay silent after a PING before it is dead.
+
+A PING's round trip is well under a millisecond; 1 s leaves room for a busy event loop
+while a dead link is still noticed (and the node not ready) within 1.5 s."""
+PUBLISH_BATCH = 500
+"""Presence changes sent in one pipelined round trip."""
+QUEUE_LIMIT = 100_000
+"""Queued presence changes beyond which the queue keeps only each user's latest."""
+FLUSH_TIMEOUT = 2.0
+"""Seconds :meth:`RedisBus.close` waits for queued presence changes to go out."""
 
 
 class RedisBus:
@@ -63,7 +97,16 @@ class RedisBus:
         self._confirmed: set[str] = set()
         self._dirty = asyncio.Event()
         self._state = asyncio.Condition()
+        self._heard = asyncio.Event()
+        self._ever_connected = False
+        self._down_since = 0.0
+        self._outgoing: deque[PresenceChange] = deque()
+        self._compact_at = QUEUE_LIMIT
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._task: asyncio.Task[None] | None = None
+        self._publisher: asyncio.Task[None] | None = None
         self.connected = False
         self.last_seq = 0
         """The highest change sequence received."""
@@ -72,14 +115,27 @@ class RedisBus:
     # -- the Bus seam -------------------------------------------------------------
 
     async def publish(self, message: BusMessage) -> None:
-        """Publish a presence change on the user's channel (other messages: see module)."""
+        """Queue a presence change for its user's channel (other messages: see module).
+
+        It is sent by the publishing task, retried while Redis is unavailable (see the
+        module docstring).
+        """
         if not isinstance(message, PresenceChange):
             return
-        payload = orjson.dumps({"t": "p", "user": message.user, "online": message.online})
-        try:
-            await self._client.publish(self._k.channel("f:" + message.user), payload)
-        except UNAVAILABLE_ERRORS:
-            log.warning("presence of %s not published: redis unavailable", message.user)
+        self._outgoing.append(message)
+        if len(self._outgoing) > self._compact_at:
+            self._compact()
+        self._idle.clear()
+        self._wakeup.set()
+
+    def _compact(self) -> None:
+        """Keep each user's latest queued change, in the order of those changes."""
+        latest: dict[str, PresenceChange] = {}
+        for change in self._outgoing:
+            latest.pop(change.user, None)
+            latest[change.user] = change
+        self._outgoing = deque(latest.values())
+        self._compact_at = max(QUEUE_LIMIT, 2 * len(self._outgoing))
 
     def subscribe(self, handler: BusHandler) -> None:
         """Call ``handler`` for every message received from now on."""
@@ -103,31 +159,39 @@ class RedisBus:
     # -- lifecycle ----------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the subscriber task."""
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        """Start the subscriber and the publishing tasks."""
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run())
+        self._publisher = loop.create_task(self._publish_forever())
 
     async def close(self) -> None:
-        """Stop the subscriber task and its connection."""
+        """Send what is queued (for up to :data:`FLUSH_TIMEOUT` s), then stop both tasks
+        and their connections."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(FLUSH_TIMEOUT):
+                await self._idle.wait()
+        await stop_task(self._publisher)
         await stop_task(self._task)
+
+    # -- the subscriber -----------------------------------------------------------
 
     async def _run(self) -> None:
         backoff = _BACKOFF_MIN
-        first = True
         while True:
+            raise_if_cancelled()
             client = connect(self._url, retries=0)
             pubsub = client.pubsub()
             try:
                 await pubsub.subscribe(self._k.channel(_CONTROL))
-                if not first:
-                    self.reconnects += 1
-                    log.warning("bus reconnected; replaying after seq %d", self.last_seq)
-                    self._dispatch(BusGap(self.last_seq))
-                first = False
-                backoff = _BACKOFF_MIN
                 await self._serve(pubsub)
             except UNAVAILABLE_ERRORS as exc:
                 raise_if_cancelled()
-                log.warning("bus connection lost (%s); retrying in %.2f s", exc, backoff)
+                if self.connected:
+                    backoff = _BACKOFF_MIN
+                    self._down_since = asyncio.get_running_loop().time()
+                    log.warning("bus connection to redis lost (%s); reconnecting", exc)
+                else:
+                    log.debug("bus reconnect failed (%s); retrying in %.2f s", exc, backoff)
             finally:
                 await self._set_connected(False)
                 self._sent.clear()
@@ -142,12 +206,14 @@ class RedisBus:
         self._dirty.set()
         reader = asyncio.ensure_future(self._read(pubsub))
         syncer = asyncio.ensure_future(self._sync(pubsub))
+        checker = asyncio.ensure_future(self._check(pubsub))
+        tasks = {reader, syncer, checker}
         try:
-            done, _ = await asyncio.wait({reader, syncer}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()
         finally:
-            for task in (reader, syncer):
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, *UNAVAILABLE_ERRORS):
                     await task
@@ -160,6 +226,7 @@ class RedisBus:
     async def _sync(self, pubsub: PubSub) -> None:
         """Send SUBSCRIBE/UNSUBSCRIBE for the difference between wanted and sent."""
         while True:
+            raise_if_cancelled()
             await self._dirty.wait()
             self._dirty.clear()
             add = sorted(self._wanted - self._sent)
@@ -172,23 +239,51 @@ class RedisBus:
             for start in range(0, len(drop), _BATCH):
                 await pubsub.unsubscribe(*map(self._k.channel, drop[start : start + _BATCH]))
 
+    async def _check(self, pubsub: PubSub) -> None:
+        """The health check (see the module docstring): raises when the link is dead."""
+        while True:
+            raise_if_cancelled()
+            self._heard.clear()
+            try:
+                async with asyncio.timeout(PING_TIMEOUT):
+                    await pubsub.ping()
+                    await self._heard.wait()
+            except TimeoutError:
+                for _ in range(3):  # after a stalled loop the reply may be waiting: read it
+                    await asyncio.sleep(0)
+                if not self._heard.is_set():
+                    raise RedisTimeoutError(f"no reply to PING within {PING_TIMEOUT:g} s") from None
+            await asyncio.sleep(PING_INTERVAL)
+
     async def _read(self, pubsub: PubSub) -> None:
         prefix = len(self._k.channel(""))
         while True:
+            raise_if_cancelled()
             message: dict[str, Any] | None = await pubsub.get_message(timeout=None)
             if message is None:
                 continue
+            self._heard.set()
             kind = message["type"]
             if kind == "message":
                 self._receive(message["data"])
             elif kind == "subscribe":
                 key = message["channel"][prefix:]
                 if key == _CONTROL:
+                    self._reconnected()
                     await self._set_connected(True)
                 elif key in self._sent:
                     self._confirmed.add(key)
                     async with self._state:
                         self._state.notify_all()
+
+    def _reconnected(self) -> None:
+        """The control channel is subscribed: after a loss, report the gap first."""
+        if self._ever_connected:
+            self.reconnects += 1
+            down = asyncio.get_running_loop().time() - self._down_since
+            log.info("bus reconnected after %.1f s; replaying after seq %d", down, self.last_seq)
+            self._dispatch(BusGap(self.last_seq))
+        self._ever_connected = True
 
     def _receive(self, data: str) -> None:
         fields = orjson.loads(data)
@@ -216,3 +311,43 @@ class RedisBus:
                 handler(message)
             except Exception:
                 log.exception("bus handler %r failed on %r", handler, message)
+
+    # -- the presence publisher ---------------------------------------------------
+
+    async def _publish_forever(self) -> None:
+        backoff = _BACKOFF_MIN
+        failing = False
+        while True:
+            raise_if_cancelled()
+            if not self._outgoing:
+                self._idle.set()
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            outgoing = self._outgoing
+            batch = [outgoing.popleft() for _ in range(min(PUBLISH_BATCH, len(outgoing)))]
+            try:
+                await self._send(batch)
+            except Exception as exc:
+                if not isinstance(exc, UNAVAILABLE_ERRORS):
+                    log.exception("publishing %d presence changes failed", len(batch))
+                    continue
+                raise_if_cancelled()
+                self._outgoing.extendleft(reversed(batch))  # first again, in order
+                if not failing:
+                    log.warning("presence not published yet (%s); retrying", exc)
+                failing = True
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _BACKOFF_MAX)
+            else:
+                if failing:
+                    log.info("presence published again")
+                failing = False
+                backoff = _BACKOFF_MIN
+
+    async def _send(self, batch: list[PresenceChange]) -> None:
+        async with self._client.pipeline(transaction=False) as pipe:
+            for change in batch:
+                payload = orjson.dumps({"t": "p", "user": change.user, "online": change.online})
+                pipe.publish(self._k.channel("f:" + change.user), payload)
+            await pipe.execute()

@@ -37,6 +37,12 @@ would be split into per-slot steps; the key names would stay as they are.
 
 Errors: a Redis that is down, restarting or loading its AOF surfaces as
 :class:`hub.backends.base.BackendUnavailable` (the session answers ``unavailable``).
+
+Load and outages: commands share a bounded pool and *wait* for a free connection (up to
+:data:`POOL_WAIT`) instead of failing under a burst; a Redis that is down still fails
+them quickly (connection refused at once, a connect after 2 s, a frozen server's reply
+after 5 s). Whether Redis answers at all is watched by :class:`RedisProbe`, on a
+connection of its own so that a busy pool does not look like an outage.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
@@ -55,17 +62,25 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hub.backends.base import BackendUnavailable, MissingRecord
+from hub.background import stop_task
 
 __all__ = [
     "DEFAULT_NAMESPACE",
+    "POOL_SIZE",
+    "POOL_WAIT",
+    "PROBE_INTERVAL",
+    "PROBE_TIMEOUT",
     "UNAVAILABLE_ERRORS",
     "Keys",
+    "RedisProbe",
     "connect",
     "raise_if_cancelled",
     "script_runner",
     "translate_errors",
     "translated",
 ]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_NAMESPACE = "hb:"
 """The key prefix of a hub's data."""
@@ -78,27 +93,46 @@ UNAVAILABLE_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 def raise_if_cancelled() -> None:
-    """Re-raise a cancellation that redis-py turned into a connection error."""
+    """Re-raise a cancellation that redis-py turned into a connection error, or swallowed
+    (redis-py 8 may let a command cancelled late return normally): call it after such an
+    error, and at the top of every loop of a task that awaits Redis."""
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
 
 
-POOL_SIZE = 64
-"""Redis connections one node's client may open; more concurrent commands wait."""
-POOL_WAIT = 5.0
-"""Seconds a command waits for a free pooled connection before it is ``unavailable``."""
+POOL_SIZE = 128
+"""Redis connections one client's pool may open (a node has two: reads and writes).
+
+Redis serves one command at a time, so more connections add no throughput; they only
+let more commands wait on Redis rather than in the pool. 128 per pool keeps Redis busy
+under a sign-in storm, and 30 nodes (about 8,000 connections) stay below Redis' default
+``maxclients`` of 10,000."""
+POOL_WAIT = 30.0
+"""Seconds a command waits for a free pooled connection before it is ``unavailable``.
+
+A burst queues: 10,000 sign-ins at a few commands each take Redis a few seconds to
+serve, and every one of them should wait its turn (the old 5 s let a storm fail with
+"No connection available"). A dead Redis does not hold commands here: they fail on
+their own connection's timeouts (refused at once, connect 2 s, reply 5 s)."""
+PROBE_INTERVAL = 0.5
+"""Seconds between two PINGs of :class:`RedisProbe`."""
+PROBE_TIMEOUT = 1.0
+"""Seconds a probe PING may take before Redis counts as unreachable (the node is then
+not ready): with :data:`PROBE_INTERVAL`, a frozen Redis is noticed within 1.5 s, far
+above a PING's usual round trip (well under a millisecond)."""
 
 
-def connect(url: str, *, retries: int = 1) -> aioredis.Redis:
+def connect(url: str, *, retries: int = 1, pool_size: int = POOL_SIZE) -> aioredis.Redis:
     """A client for ``url`` answering str, failing fast (``retries`` quick retries).
 
     Its pool is bounded and *blocking*: under a burst of concurrent sessions, commands
-    queue for one of :data:`POOL_SIZE` connections instead of failing.
+    queue for one of ``pool_size`` connections (up to :data:`POOL_WAIT` seconds)
+    instead of failing.
     """
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
-        max_connections=POOL_SIZE,
+        max_connections=pool_size,
         timeout=POOL_WAIT,
         decode_responses=True,
         socket_timeout=5,
@@ -107,6 +141,54 @@ def connect(url: str, *, retries: int = 1) -> aioredis.Redis:
         health_check_interval=0,
     )
     return aioredis.Redis.from_pool(pool)  # the client owns (and closes) its pool
+
+
+class RedisProbe:
+    """Tells whether Redis answers right now: a PING every :data:`PROBE_INTERVAL`
+    seconds on a connection of its own, failed after :data:`PROBE_TIMEOUT` seconds.
+
+    :attr:`ok` turns False on the first PING without a timely answer and True on the
+    next one answered; the node is ready only while it is True. One WARNING is logged
+    per outage (not per failed PING), and ``on_recovery`` is called when it ends.
+    """
+
+    def __init__(self, url: str, on_recovery: Callable[[], None] | None = None) -> None:
+        self.ok = True
+        self._client = connect(url, retries=0, pool_size=1)
+        self._on_recovery = on_recovery
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start probing."""
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def close(self) -> None:
+        """Stop probing and close the probe's connection."""
+        await stop_task(self._task)
+        await self._client.aclose()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        down_since = 0.0
+        while True:
+            raise_if_cancelled()
+            try:
+                async with asyncio.timeout(PROBE_TIMEOUT):
+                    await self._client.ping()
+            except UNAVAILABLE_ERRORS as exc:  # TimeoutError is an OSError
+                raise_if_cancelled()
+                if self.ok:
+                    down_since = loop.time()
+                    reason = str(exc) or f"no answer to PING within {PROBE_TIMEOUT:g} s"
+                    log.warning("redis unreachable (%s): node not ready", reason)
+                self.ok = False
+            else:
+                if not self.ok:
+                    log.info("redis answers again after %.1f s", loop.time() - down_since)
+                    self.ok = True
+                    if self._on_recovery is not None:
+                        self._on_recovery()
+            await asyncio.sleep(PROBE_INTERVAL)
 
 
 def translated(method: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:

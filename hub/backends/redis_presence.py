@@ -6,6 +6,9 @@ holds, per user, the set of node ids where that user has at least one connection
 set ``nodes`` of node id -> heartbeat expiry (milliseconds, Redis' clock). A node is
 alive while its expiry lies in the future; a user is online while any node in their set
 is alive. So a user connected to two nodes stays online until both connections end.
+Announcements go further: a join or leave (and a sweep) counts every node that was not
+swept yet, lapsed or not, so that offline is announced once, by whoever removes the
+user's last node - also right after an outage, when live nodes have not renewed yet.
 
 Every ``ttl / 3`` seconds each node (1) renews its expiry to ``now + ttl``; (2) retries
 the leaves that failed while Redis was unreachable and, if its entry had vanished (it was
@@ -14,6 +17,27 @@ expiry passed, removes it from its users' sets in batches and returns the users 
 went offline - the node that swept publishes their offline presence, exactly once, since
 each batch is popped atomically. Hence **a killed node's users are announced offline
 within ``ttl + ttl / 3`` seconds** (20 s with the default ``--presence-ttl 15``).
+
+**No sweeping after an outage.** When Redis was unreachable or frozen for longer than
+the TTL, *every* node's expiry passed, though the nodes are alive: they could not renew.
+The first node to beat again must not sweep the others before they had their chance. So
+a node sweeps only while its own heartbeat is regular: when the time between two of its
+successful renewals exceeds ``ttl / 2`` (normally it is ``ttl / 3``), Redis was out of
+reach long enough for others' entries to lapse, and the node does not sweep until one
+more full ``ttl`` has passed, within which every live node renews (they beat every
+``ttl / 3``). A node that really died meanwhile is swept that much later.
+
+**Leaving.** A node's users leave one by one (:meth:`RedisPresence.disconnect`, atomic:
+the script says whether the user is now offline everywhere). A node that shuts down
+calls :meth:`RedisPresence.hand_off` instead of leaving for the users it still holds: it
+stops beating and moves its expiry to ``now + grace``, so those users stay online for the
+grace period, and a user who reconnected to another node meanwhile is never announced
+offline; the others are swept offline by the remaining nodes after the grace period
+(within ``grace + ttl / 3``).
+
+Membership commands of one user run one at a time, in call order (a leave and a quick
+re-join are never reordered on two pooled connections). Heartbeat failures log one
+WARNING per outage.
 """
 
 from __future__ import annotations
@@ -36,15 +60,19 @@ __all__ = ["RedisPresence"]
 log = logging.getLogger(__name__)
 
 _SWEEP_BATCH = 500
+HAND_OFF_TIMEOUT = 2.0
+"""Seconds :meth:`RedisPresence.hand_off` may take (a frozen Redis must not hold a drain)."""
 
 _LIVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local function others_live(on, nodes, me)
+-- Whether a node other than `me` in set `on` is live: not swept yet, and (for a
+-- query, after = now) with its expiry in the future (membership decisions: after = -1).
+local function others_live(on, nodes, me, after)
   for _, node in ipairs(redis.call('SMEMBERS', on)) do
     if node ~= me then
       local expiry = redis.call('ZSCORE', nodes, node)
-      if expiry and tonumber(expiry) > now then return true end
+      if expiry and tonumber(expiry) > after then return true end
     end
   end
   return false
@@ -57,7 +85,7 @@ _MEMBERSHIP = (
     _LIVE
     + """
 redis.call(ARGV[3], KEYS[3], ARGV[2])
-if redis.call(ARGV[3], KEYS[1], ARGV[1]) == 0 or others_live(KEYS[1], KEYS[2], ARGV[1]) then
+if redis.call(ARGV[3], KEYS[1], ARGV[1]) == 0 or others_live(KEYS[1], KEYS[2], ARGV[1], -1) then
   return 0
 end
 return 1
@@ -69,10 +97,18 @@ _ONLINE = (
     _LIVE
     + """
 local out = {}
-for i = 2, #KEYS do out[#out + 1] = others_live(KEYS[i], KEYS[1], '') and 1 or 0 end
+for i = 2, #KEYS do out[#out + 1] = others_live(KEYS[i], KEYS[1], '', now) and 1 or 0 end
 return out
 """
 )
+
+# KEYS: nodes, node users. ARGV: node, grace (ms). Expire the node after the grace at most.
+_HAND_OFF = """
+local t = redis.call('TIME')
+local expiry = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[2])
+if redis.call('SCARD', KEYS[2]) == 0 then return redis.call('ZREM', KEYS[1], ARGV[1]) end
+return redis.call('ZADD', KEYS[1], 'XX', 'LT', 'CH', expiry, ARGV[1])
+"""
 
 # KEYS: nodes. ARGV: ns, batch. Returns {'idle'} or {'more', users who went offline...}
 _SWEEP = (
@@ -86,7 +122,7 @@ local out = {'more'}
 if #users == 0 then redis.call('ZREM', KEYS[1], node) return out end
 for _, user in ipairs(users) do
   local on = ARGV[1] .. '{u:' .. user .. '}:on'
-  if redis.call('SREM', on, node) == 1 and not others_live(on, KEYS[1], node) then
+  if redis.call('SREM', on, node) == 1 and not others_live(on, KEYS[1], node, -1) then
     out[#out + 1] = user
   end
 end
@@ -106,28 +142,49 @@ class RedisPresence:
         self.node_id = uuid.uuid4().hex[:16]
         self.ttl = ttl
         self.healthy = False
+        """Whether the last heartbeat reached Redis."""
         self._r = client
         self._k = keys
         self._local: Counter[str] = Counter()
         self._joined: set[str] = set()
         self._stale: set[str] = set()
+        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
         self._membership = script_runner(writer, _MEMBERSHIP)
         self._online = script_runner(client, _ONLINE)
         self._sweep = script_runner(writer, _SWEEP)
+        self._hand_off = script_runner(writer, _HAND_OFF)
+        self._renewed_at: float | None = None
+        self._sweep_after = 0.0
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._handed_off = False
 
     async def _join(self, user: str) -> bool:
         """Add this node to the user's set; True when the user thus went online."""
-        return bool(await self._membership(self._keys(user), [self.node_id, user, "SADD"]))
+        return await self._member(user, "SADD")
 
     async def _leave(self, user: str) -> bool:
         """Remove this node from the user's set; True when the user thus went offline."""
-        return bool(await self._membership(self._keys(user), [self.node_id, user, "SREM"]))
+        return await self._member(user, "SREM")
+
+    async def _member(self, user: str, command: str) -> bool:
+        lock, waiting = self._locks.setdefault(user, (asyncio.Lock(), [0]))
+        waiting[0] += 1
+        try:
+            async with lock:
+                return bool(await self._membership(self._keys(user), [self.node_id, user, command]))
+        finally:
+            waiting[0] -= 1
+            if not waiting[0]:
+                del self._locks[user]
 
     def _keys(self, user: str) -> list[str]:
         k = self._k
-        return [k.user(user, "on"), k.global_("nodes"), k.global_(f"node:{self.node_id}:users")]
+        return [k.user(user, "on"), k.global_("nodes"), self._users_key()]
+
+    def _users_key(self) -> str:
+        return self._k.global_(f"node:{self.node_id}:users")
 
     @translated
     async def connect(self, user: str) -> bool:
@@ -175,6 +232,25 @@ class RedisPresence:
         flags = await self._online(keys, [])
         return {user for user, flag in zip(wanted, flags, strict=True) if flag}
 
+    async def hand_off(self, grace: float) -> None:
+        """This node goes away: stop beating and let the users it still holds go offline
+        ``grace`` seconds from now, unless they are connected elsewhere by then (see the
+        module docstring). Nothing is announced here; without Redis, the entry simply
+        lapses within the TTL and is swept the same way."""
+        await self._stop_beating()
+        self._handed_off = True
+        nodes = self._k.global_("nodes")
+        try:
+            async with asyncio.timeout(HAND_OFF_TIMEOUT):
+                await translated(self._hand_off)(
+                    [nodes, self._users_key()], [self.node_id, round(grace * 1000)]
+                )
+        except (BackendUnavailable, TimeoutError) as exc:
+            log.warning(
+                "presence not handed off (%s); this node's users go offline when its entry lapses",
+                exc,
+            )
+
     # -- heartbeat and sweeping ---------------------------------------------------
 
     async def beat(self) -> list[PresenceChange]:
@@ -185,6 +261,7 @@ class RedisPresence:
         (now_s, now_us) = await self._r.time()
         expiry = now_s * 1000 + now_us // 1000 + expiry_ms
         renewed = await self._r.zadd(nodes, {self.node_id: expiry})
+        self._note_renewal()
         if renewed or not self.healthy:
             for user in list(self._joined):
                 if await self._join(user):
@@ -193,11 +270,29 @@ class RedisPresence:
             self._stale.discard(user)
             if user not in self._local and await self._leave(user):
                 changes.append(PresenceChange(user, False))
+        if asyncio.get_running_loop().time() < self._sweep_after:
+            return changes
         while True:
             status, *offline = await self._sweep([nodes], [self._k.ns, _SWEEP_BATCH])
             changes.extend(PresenceChange(user, False) for user in offline)
             if status == "idle":
                 return changes
+
+    def _note_renewal(self) -> None:
+        """Hold sweeping for one TTL when this renewal came late (see the module)."""
+        now = asyncio.get_running_loop().time()
+        last, self._renewed_at = self._renewed_at, now
+        if last is not None and now - last > self.ttl / 2:
+            self._sweep_after = now + self.ttl
+            log.info(
+                "presence renewed %.1f s after the previous beat: not sweeping for %g s",
+                now - last,
+                self.ttl,
+            )
+
+    def wake(self) -> None:
+        """Beat now rather than at the next period (Redis just came back)."""
+        self._wake.set()
 
     async def start(self, publish: Publish) -> None:
         """Beat once now, then every ``ttl / 3`` seconds, publishing what :meth:`beat`
@@ -210,22 +305,35 @@ class RedisPresence:
     async def _beat_forever(self, publish: Publish) -> None:
         while not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.ttl / 3)
+                async with asyncio.timeout(self.ttl / 3):
+                    await self._wake.wait()
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 changes = await translated(self.beat)()
             except BackendUnavailable as exc:
                 if self.healthy:
-                    log.warning("presence heartbeat failed: %s", exc)
+                    log.warning("presence heartbeat failed (%s); retrying", exc)
                 self.healthy = False
             else:
+                if not self.healthy:
+                    log.info("presence heartbeat works again")
                 self.healthy = True
                 for change in changes:
                     await publish(change)
 
-    async def close(self) -> None:
-        """Stop heartbeating and remove this node's entry (its users have left)."""
+    async def _stop_beating(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._task is not None:
             await self._task
+
+    async def close(self) -> None:
+        """Stop heartbeating and, unless handed off, remove this node's entry (its users
+        have left)."""
+        await self._stop_beating()
+        if self._handed_off:
+            return
         with contextlib.suppress(BackendUnavailable):
             await translated(self._r.zrem)(self._k.global_("nodes"), self.node_id)
