@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from hub.names import notes_log, posts_log
 from hub.records import ChangeKind, NewChange, Notification, Post
 from hub.wire import notification_to_wire, post_to_wire
 
@@ -16,7 +17,7 @@ def _about(
 ) -> NewChange:
     """A change of ``post``, in its author's log."""
     return NewChange(
-        log=f"u:{post.author}",
+        log=posts_log(post.author),
         kind=kind,
         created_at=now,
         author=post.author,
@@ -62,7 +63,7 @@ def counts(post: Post, now: int) -> NewChange:
 def notified(notification: Notification, unread: int, now: int) -> NewChange:
     """A notification for its recipient, with the unread count after it."""
     return NewChange(
-        log=f"n:{notification.user}",
+        log=notes_log(notification.user),
         kind=ChangeKind.NOTIFICATION,
         created_at=now,
         author=notification.actor,

@@ -16,22 +16,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
+from hub.names import RouteKey
 from hub.records import Change, PresenceChange
 from hub.routing import presence_route, routes_for
 from protocol import PreparedEvent
 
-__all__ = ["LocalFanout", "Recipient", "route_keys"]
-
-
-def route_keys(change: Change) -> set[str]:
-    """Every route key some event of ``change`` goes to (a shared bus's channels)."""
-    return {key for keys, _ in routes_for(change) for key in keys}
+__all__ = ["LocalFanout", "Recipient"]
 
 
 class Recipient(Protocol):
     """What the fan-out needs of a session."""
 
-    user: str
+    @property
+    def user(self) -> str:
+        """The recipient's user id."""
 
     def send_event(self, seq: int | None, event: PreparedEvent) -> None:
         """Queue a live event (``seq`` is its change's sequence, None when ephemeral)."""
@@ -42,14 +40,14 @@ class LocalFanout:
 
     def __init__(
         self,
-        watch: Callable[[str], None] = lambda key: None,
-        unwatch: Callable[[str], None] = lambda key: None,
+        watch: Callable[[RouteKey], None] = lambda key: None,
+        unwatch: Callable[[RouteKey], None] = lambda key: None,
     ) -> None:
-        self._index: dict[str, set[Recipient]] = {}
+        self._index: dict[RouteKey, set[Recipient]] = {}
         self._watch = watch
         self._unwatch = unwatch
 
-    def add(self, recipient: Recipient, keys: Iterable[str]) -> None:
+    def add(self, recipient: Recipient, keys: Iterable[RouteKey]) -> None:
         """File ``recipient`` under each of ``keys`` (watching keys new to this node)."""
         for key in keys:
             members = self._index.get(key)
@@ -58,7 +56,7 @@ class LocalFanout:
                 self._watch(key)
             members.add(recipient)
 
-    def remove(self, recipient: Recipient, keys: Iterable[str]) -> None:
+    def remove(self, recipient: Recipient, keys: Iterable[RouteKey]) -> None:
         """Take ``recipient`` out from under each of ``keys``."""
         for key in keys:
             members = self._index.get(key)
@@ -91,7 +89,7 @@ class LocalFanout:
                 recipient.send_event(None, prepared)
         return len(recipients)
 
-    def _recipients(self, keys: tuple[str, ...]) -> set[Recipient]:
+    def _recipients(self, keys: tuple[RouteKey, ...]) -> set[Recipient]:
         if len(keys) == 1:
             return self._index.get(keys[0], set())
         found: set[Recipient] = set()

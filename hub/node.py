@@ -37,15 +37,16 @@ from hub.backends.bundle import Backends, open_embedded, open_redis
 from hub.background import Background, stop_task
 from hub.config import Settings
 from hub.counters import CountCoalescer
-from hub.fanout import LocalFanout, route_keys
+from hub.fanout import LocalFanout
 from hub.handlers import Handlers
 from hub.http import HttpRoutes
 from hub.keepalive import KEEPALIVE_CLOSE, Keepalive
 from hub.metrics import NodeMetrics
+from hub.names import FollowersKey, RouteKey
 from hub.outbox import Flusher, cut
 from hub.presence import PresenceAnnouncer
 from hub.records import PresenceChange
-from hub.routing import follow_key
+from hub.routing import route_keys
 from hub.session import Session
 from hub.social import SocialService
 from hub.tokens import load_or_create_secret
@@ -237,7 +238,7 @@ class Node:
         of the follower under the followee's key; after a follow they catch up on what
         the new key's subscription missed."""
         sessions = self.local_sessions(change.follower)
-        key = [follow_key(change.followee)]
+        key: list[RouteKey] = [FollowersKey(change.followee)]
         for session in sessions:
             if change.following:
                 session.add_keys(key)

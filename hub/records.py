@@ -124,7 +124,8 @@ class Change:
     """A durable change, as appended to a change log.
 
     ``seq`` is the global increasing sequence (the wire cursor is ``str(seq)``); ``log`` is
-    ``"u:<author>"`` for post changes and ``"n:<user>"`` for notifications; ``data`` is the
+    the stored name of a :class:`hub.names.LogName` (the author's post log or the
+    recipient's notification log); ``data`` is the
     wire payload of the event(s) the change yields.
     """
 

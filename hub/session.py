@@ -1,20 +1,19 @@
-"""One authenticated WebSocket connection: decode, authenticate, dispatch, reply, resume.
+"""One WebSocket connection: the I/O glue around :class:`hub.session_core.SessionCore`.
 
-Theory of operation: a session starts *unauthenticated* and accepts only ``auth`` and
-``ping`` until ``auth_timeout`` passes (then it closes with 4003). A valid token makes
-it *live*: it is filed in the node's fan-out index under its route keys (its own user,
-the authors it follows, its streams) and live events flow into its outbox. Requests
-are handled one at a time, in order; bad input earns an error reply, and only
-persistent garbage (4501), persistent flooding (4502), a rejected token (4500) or an
-overflowing outbox (4001) ends the connection. During ``resume`` live events are *held*
-while the missed changes are read back, then released without duplicates.
+Theory of operation: the session reads frames, decodes them (``protocol.codec``) and
+asks its sans-I/O core what to do with each request (serve, refuse, cut); it runs the
+request — session operations (``auth``, ``ping``, ``subscribe``, ``unsubscribe``,
+``resume``) itself, everything else through the node's :class:`hub.handlers.Handlers`
+with ``(user, op)`` — and queues the reply on its :class:`hub.outbox.Outbox`. Live
+events from the fan-out pass through the core, which holds them while a replay runs
+and drops what a replay covered. The awaits (the change log, the bus, the domain) all
+live here; the rules live in the core and are unit-tested without sockets
+(``tests/hub/test_session_core.py``).
 
 The same hold-replay-release runs without a request when a shared bus may have dropped
-messages (it reconnected) or a follow made on another node added a route key whose
-subscription may lag: the node calls :meth:`Session.hold` at the point after which every
-live event is newer than some sequence, then :meth:`Session.catch_up` replays the log
-from there. ``_floor`` is the sequence up to which this session is complete: live events
-at or below it are dropped, so a replay never repeats what was delivered.
+messages (it reconnected) or a follow made anywhere added a route key whose subscription
+may lag: the node calls :meth:`Session.hold` at the point after which every live event
+is newer than some sequence, then :meth:`Session.catch_up` replays the log from there.
 """
 
 from __future__ import annotations
@@ -33,14 +32,15 @@ from hub.config import Settings
 from hub.fanout import LocalFanout
 from hub.handlers import Handlers
 from hub.metrics import NodeMetrics
+from hub.names import DevicesKey, FollowersKey, RouteKey, Stream, StreamKey
 from hub.outbox import Flusher, Outbox, cut
-from hub.ratelimit import TokenBucket
-from hub.routing import follow_key, interest_of, routes_for, stream_key, user_key
+from hub.routing import interest_of
+from hub.session_core import REPLAY_SHARE, Cut, Limits, SessionCore, State, plan_replay
 from hub.social import SocialService
 from hub.social.errors import DomainError
 from hub.tokens import TokenError, verify_token
 from hub.wire import profile_to_wire
-from protocol import Codec, ErrorReply, Event, EventType, PreparedEvent, Reply, Request, ops
+from protocol import Codec, ErrorReply, PreparedEvent, Reply, Request, ops
 from protocol.errors import CloseCode, ErrorCode, ProtocolError
 from protocol.limits import MAX_RESUME_EVENTS, MAX_SUBSCRIPTIONS
 
@@ -48,18 +48,8 @@ __all__ = ["Session", "SessionHost"]
 
 log = logging.getLogger(__name__)
 
-WRITE_OPS = frozenset(
-    {"post", "edit", "delete", "like", "unlike", "follow", "unfollow", "profile.update"}
-)
-"""Operations that count against the stricter per-connection write rate."""
-
 SETTLE_TIMEOUT = 5.0
 """Seconds sign-in waits for a shared bus to subscribe the session's route keys."""
-
-REPLAY_SHARE = 2
-"""A replay may fill at most 1/REPLAY_SHARE of the outbox limit; a bigger one is answered
-with ``resync`` (the client reloads), so that a replay always ends, never in an endless
-cut-reconnect-replay loop, and live events keep room beside it."""
 
 CATCH_UP_ATTEMPTS = 4
 """Tries of a catch-up replay while the store reports itself unavailable."""
@@ -102,22 +92,12 @@ class Session:
 
     __slots__ = (  # thousands of these live per node: no per-instance dict
         "_closing",
-        "_flood_strikes",
-        "_floor",
-        "_garbage_strikes",
-        "_held",
-        "_held_bytes",
-        "_holders",
-        "_release_floor",
         "_replaying",
-        "_requests",
-        "_writes",
         "codec",
         "connection",
-        "keys",
+        "core",
         "node",
         "outbox",
-        "user",
     )
 
     def __init__(self, node: SessionHost, connection: ServerConnection, codec: Codec) -> None:
@@ -125,33 +105,46 @@ class Session:
         self.node = node
         self.connection = connection
         self.codec = codec
-        self.user = ""
-        self.keys: set[str] = set()
+        self.core = SessionCore(
+            Limits(
+                request_rate=settings.request_rate,
+                request_burst=settings.request_burst,
+                write_rate=settings.write_rate,
+                write_burst=settings.write_burst,
+                flood_strikes=settings.flood_strikes,
+                garbage_strikes=settings.garbage_strikes,
+                outbox_limit=settings.outbox_limit,
+            )
+        )
         self.outbox = Outbox(
             connection, codec, node.flusher, settings.outbox_limit, self._on_overflow
         )
-        self._requests = TokenBucket(settings.request_rate, settings.request_burst)
-        self._writes = TokenBucket(settings.write_rate, settings.write_burst)
-        self._flood_strikes = 0
-        self._garbage_strikes = 0
-        self._held: list[tuple[int | None, bytes]] | None = None
-        self._held_bytes = 0
-        self._holders = 0
-        self._floor = 0
-        self._release_floor: int | None = None
         self._replaying = asyncio.Lock()
         self._closing: asyncio.Task[None] | None = None
+
+    @property
+    def user(self) -> str:
+        """The signed-in user ("" before ``auth``)."""
+        return self.core.user
+
+    @property
+    def keys(self) -> set[RouteKey]:
+        """The route keys this session is filed under."""
+        return self.core.keys
 
     # -- outgoing -----------------------------------------------------------------
 
     def send_event(self, seq: int | None, event: PreparedEvent) -> None:
-        """Queue a live event, or hold it while a resume is replaying."""
-        if seq is not None and seq <= self._floor:
-            return
-        if self._held is not None:
-            self._hold_event(seq, event.bytes_for(self.codec))
-        else:
-            self.outbox.push(event.bytes_for(self.codec))
+        """Queue a live event, or hold it while a replay runs (see the core)."""
+        data = self.core.receive_live(seq, event.bytes_for(self.codec))
+        if data is not None:
+            self.outbox.push(data)
+        elif self.core.overflowed and not self.outbox.closed:
+            self.outbox.overflow()
+
+    def _push_all(self, messages: list[bytes]) -> None:
+        for message in messages:
+            self.outbox.push(message)
 
     def send_reply(self, message: Reply | ErrorReply) -> None:
         """Queue a reply to one request."""
@@ -226,11 +219,11 @@ class Session:
             async with asyncio.timeout(timeout):
                 async for frame in self.connection:
                     await self._receive_frame(frame)
-                    if self.user or self._closing is not None:
+                    if self.core.state is State.LIVE or self._closing is not None:
                         break
         except TimeoutError:
             self.close(CloseCode.AUTH_TIMEOUT, f"no auth within {timeout:g} s")
-        return bool(self.user) and self._closing is None
+        return self.core.state is State.LIVE and self._closing is None
 
     async def _receive_frame(self, frame: str | bytes) -> None:
         try:
@@ -247,36 +240,19 @@ class Session:
                 return
 
     def _garbage(self, error: ProtocolError) -> None:
-        self._garbage_strikes += 1
         self.send_error(error.request_id, error.code, error.message)
-        if self._garbage_strikes >= self.node.settings.garbage_strikes:
-            self.close(CloseCode.PROTOCOL_ERROR, "too many undecodable or invalid frames")
+        if (cut_off := self.core.receive_garbage()) is not None:
+            self.close(cut_off.code, cut_off.reason)
 
     async def _handle(self, request: Request) -> None:
         self.node.metrics.messages_in.inc()
         name = request.op.NAME
-        retry_after = self._requests.take()
-        if retry_after is None and name in WRITE_OPS:
-            retry_after = self._writes.take()
-        if retry_after is not None:
-            self._flood_strikes += 1
-            if self._flood_strikes >= self.node.settings.flood_strikes:
-                self.close(CloseCode.FLOOD, "kept flooding after rate_limited")
-                return
-            self.send_error(
-                request.id,
-                ErrorCode.RATE_LIMITED,
-                f"too many requests; retry in {retry_after:.2f} s",
-                retry_after,
-            )
+        verdict = self.core.receive_request(name, self.node.draining)
+        if isinstance(verdict, Cut):
+            self.close(verdict.code, verdict.reason)
             return
-        self._flood_strikes = 0
-        if not self.user and name not in {"auth", "ping"}:
-            self.send_error(request.id, ErrorCode.UNAUTHORIZED, "send auth with a token first")
-            return
-        if self.node.draining:
-            message = "node draining: reconnect (to any node) and retry"
-            self.send_error(request.id, ErrorCode.UNAVAILABLE, message)
+        if verdict is not None:
+            self.send_error(request.id, verdict.code, verdict.message, verdict.retry_after)
             return
         self.node.request_started()
         try:
@@ -296,7 +272,7 @@ class Session:
             self.send_reply(Reply(request.id, result))
         finally:
             self.node.request_finished()
-            self._release_after_reply()
+            self._push_all(self.core.release_after_reply())
 
     async def _dispatch(self, op: ops.Operation) -> Mapping[str, Any]:
         """Run one request: session operations here, the rest by the node's handlers."""
@@ -333,21 +309,19 @@ class Session:
         live events are held until the reply is queued: a reconnect has no gap, no
         repeat and no reordering.
         """
-        if self.user:
-            raise ProtocolError(ErrorCode.CONFLICT, "already authenticated")
         try:
             user = verify_token(token, self.node.secret)
         except TokenError as exc:
             raise ProtocolError(ErrorCode.UNAUTHORIZED, str(exc)) from exc
         profile = await self.node.service.sign_in(user)
         followees = await self.node.store.followee_ids(user)
-        self.user = user
-        self._hold_until_replied()
-        self.add_keys([user_key(user), follow_key(user), *map(follow_key, followees)])
+        self.core.signed_in(user)
+        self.core.hold_until_replied()
+        self.add_keys([DevicesKey(user), FollowersKey(user), *map(FollowersKey, followees)])
         for stream in streams:
             self.subscribe(stream)
-        await self.node.session_started(self)
         try:
+            await self.node.session_started(self)
             result = await self._signed_in(profile_to_wire(profile), cursor)
         except BaseException:
             await self._undo_sign_in()
@@ -361,7 +335,8 @@ class Session:
                 await self.node.bus.settled()
         except TimeoutError:
             raise BackendUnavailable("the bus has not subscribed yet") from None
-        head = self._release_floor = await self.node.changelog.head()
+        head = await self.node.changelog.head()
+        self.core.replied_up_to(head)
         result: dict[str, Any] = {"user": user}
         if cursor is not None:
             async with self._replaying:
@@ -372,37 +347,29 @@ class Session:
     async def _undo_sign_in(self) -> None:
         """A failed ``auth`` leaves nothing behind: the session is unfiled, its held
         events and replay dropped, and it is unauthenticated again (it may retry)."""
-        if self._held is not None:
-            self._held.clear()
-            self._held_bytes = 0
         await self.node.session_ended(self)
-        self.keys.clear()
-        self.user = ""
+        self.core.signed_out()
 
-    def add_keys(self, keys: list[str]) -> None:
+    def add_keys(self, keys: list[RouteKey]) -> None:
         """File this session under more route keys."""
-        new = [k for k in keys if k not in self.keys]
-        self.keys.update(new)
-        self.node.fanout.add(self, new)
+        self.node.fanout.add(self, self.core.route_keys_added(keys))
 
-    def remove_keys(self, keys: list[str]) -> None:
+    def remove_keys(self, keys: list[RouteKey]) -> None:
         """Take this session out from under route keys."""
-        gone = [k for k in keys if k in self.keys]
-        self.keys.difference_update(gone)
-        self.node.fanout.remove(self, gone)
+        self.node.fanout.remove(self, self.core.route_keys_removed(keys))
 
     @property
     def subscriptions(self) -> set[str]:
         """The extra live streams of this session, derived from its route keys."""
-        return {key[2:] for key in self.keys if key.startswith("s:")}
+        return {str(key.stream) for key in self.keys if isinstance(key, StreamKey)}
 
     def subscribe(self, stream: str) -> None:
         """Add a live stream (``public``, ``tag:x``, ``thread:n``) to this session."""
-        self.add_keys([stream_key(stream)])
+        self.add_keys([StreamKey(Stream.parse(stream))])
 
     def unsubscribe(self, stream: str) -> None:
         """Stop a live stream."""
-        self.remove_keys([stream_key(stream)])
+        self.remove_keys([StreamKey(Stream.parse(stream))])
 
     async def resume(self, cursor: str) -> Mapping[str, Any]:
         """Replay what this session missed after ``cursor``, then continue live.
@@ -411,26 +378,15 @@ class Session:
         those the replay already covered. Events delivered live between ``auth`` and
         this request may come again (``auth`` with a cursor avoids that).
         """
-        self._hold_until_replied()
+        self.core.hold_until_replied()
         async with self._replaying:
-            result, self._release_floor = await self._replay(cursor)
+            result, last = await self._replay(cursor)
+        self.core.replied_up_to(last)
         return result
 
-    def _hold_until_replied(self) -> None:
-        """Hold live events until the current request's reply has been queued."""
-        self.hold()
-        self._release_floor = 0
-
-    def _release_after_reply(self) -> None:
-        if self._release_floor is not None:
-            floor, self._release_floor = self._release_floor, None
-            self._release_held(floor)
-
     def hold(self) -> None:
-        """Hold live events until the matching release (after a replay)."""
-        self._holders += 1
-        if self._held is None:
-            self._held = []
+        """Hold live events until the matching :meth:`catch_up` has replayed."""
+        self.core.hold()
 
     async def catch_up(self, after: int) -> None:
         """After :meth:`hold`: replay changes past ``after`` (and past what this session
@@ -448,7 +404,7 @@ class Session:
             log.exception("catching up %s failed; closing so that the client resumes", self.user)
             self.close(CloseCode.INTERNAL, "could not catch up: reconnect and resume")
         finally:
-            self._release_held(floor)
+            self._push_all(self.core.release(floor))
 
     async def _catch_up_retrying(self, after: int) -> int:
         for attempt in range(CATCH_UP_ATTEMPTS - 1):
@@ -463,29 +419,7 @@ class Session:
 
     async def _catch_up_once(self, after: int) -> int:
         async with self._replaying:
-            return (await self._replay(str(max(after, self._floor))))[1]
-
-    def _hold_event(self, seq: int | None, data: bytes) -> None:
-        """Keep a live event for after the replay; held bytes count against the outbox
-        limit, so a hold under a flood ends like any slow reader (4001), never unbounded."""
-        if self.outbox.closed:
-            return
-        assert self._held is not None
-        self._held.append((seq, data))
-        self._held_bytes += len(data)
-        if self._held_bytes > self.outbox.limit:
-            self._held.clear()
-            self.outbox.overflow()
-
-    def _release_held(self, floor: int) -> None:
-        self._floor = max(self._floor, floor)
-        self._holders -= 1
-        if self._holders > 0:
-            return
-        held, self._held, self._held_bytes = self._held or [], None, 0
-        for seq, data in held:
-            if seq is None or seq > self._floor:
-                self.outbox.push(data)
+            return (await self._replay(str(max(after, self.core.floor))))[1]
 
     async def _replay(self, cursor: str, upto: int | None = None) -> tuple[dict[str, Any], int]:
         """Push the events missed after ``cursor`` (up to change ``upto``); return the
@@ -496,22 +430,14 @@ class Session:
         if 0 <= after <= head:
             interest = interest_of(self.user, self.keys)
             changes = await self.node.changelog.read_since(after, interest, MAX_RESUME_EVENTS)
-        replay: list[bytes] = []
-        replay_bytes, last = 0, after
-        for change in changes or ():
-            if upto is not None and change.seq > upto:
-                break
-            for keys, event in routes_for(change):
-                if not self.keys.isdisjoint(keys):
-                    replay.append(self.codec.encode_event(event))
-                    replay_bytes += len(replay[-1])
-            last = change.seq
-        if changes is None or replay_bytes > self.outbox.limit // REPLAY_SHARE:
-            why = "cursor outside the resume window" if changes is None else "too much to replay"
-            resync = Event(EventType.RESYNC, None, {"reason": why})
-            self.outbox.push(self.codec.encode_event(resync))
-            return {"replayed": 0, "cursor": str(head), "resync": True}, head
-        for message in replay:
-            self.outbox.push(message)
-        replayed = len(replay)
-        return {"replayed": replayed, "cursor": str(last)}, last
+        replay = plan_replay(
+            changes,
+            after=after,
+            head=head,
+            upto=upto,
+            keys=self.keys,
+            encode=self.codec.encode_event,
+            budget=self.outbox.limit // REPLAY_SHARE,
+        )
+        self._push_all(replay.messages)
+        return replay.result, replay.last

@@ -24,8 +24,11 @@ import socket
 import struct
 import threading
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 __all__ = ["TcpProxy"]
+
+T = TypeVar("T")
 
 CHUNK = 65536
 HEAD_LIMIT = 65536
@@ -58,8 +61,6 @@ class TcpProxy:
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.port = 0
-        self.accepted = 0
-        """Connections accepted so far."""
         self._selector = selectors.DefaultSelector()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._wake_r, self._wake_w = socket.socketpair()
@@ -96,16 +97,12 @@ class TcpProxy:
     def blackhole(self, marker: bytes | None = None) -> int:
         """Stop relaying on every connection (or those whose client sent ``marker``),
         without closing them; return how many open connections are held now."""
-        return int(self._call(self._set_mode, True, marker, False))
+        return self._call(self._set_mode, True, marker, False)
 
     def cut(self, *, refuse: bool = False) -> int:
         """Reset every open connection (RST both ways); with ``refuse``, reset new ones
         too until :meth:`pass_traffic`. Return how many were cut."""
-        return int(self._call(self._cut, refuse))
-
-    def held(self) -> int:
-        """How many open connections are held right now."""
-        return int(self._call(lambda: sum(link.held for link in set(self._links.values()))))
+        return self._call(self._cut, refuse)
 
     def close(self) -> None:
         """Stop the thread and close every socket."""
@@ -116,10 +113,10 @@ class TcpProxy:
             sock.close()
         self._selector.close()
 
-    def _call(self, command: Callable[..., object], *args: object) -> object:
+    def _call(self, command: Callable[..., T], *args: Any) -> T:
         """Run ``command`` on the proxy's thread and return its result."""
         done = threading.Event()
-        result: list[object] = []
+        result: list[T] = []
         with self._lock:
             self._commands.append((lambda: result.append(command(*args)), done))
         self._wake_w.send(b"x")
@@ -177,7 +174,6 @@ class TcpProxy:
             client, _ = self._listener.accept()
         except BlockingIOError:
             return
-        self.accepted += 1
         if self._refusing:
             _reset(client)
             return

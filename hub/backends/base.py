@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from hub.names import RouteKey
 from hub.records import (
     Change,
     Committed,
@@ -287,12 +288,12 @@ class Bus(Protocol):
         """Call ``handler`` for every message published from now on."""
         ...
 
-    def watch(self, key: str) -> None:
+    def watch(self, key: RouteKey) -> None:
         """Receive messages routed under ``key`` from now on (the fan-out calls it for
         the first local member of a key; an in-process bus receives everything)."""
         ...
 
-    def unwatch(self, key: str) -> None:
+    def unwatch(self, key: RouteKey) -> None:
         """Stop receiving messages routed under ``key`` (its last local member left)."""
         ...
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from hub.backends.base import BackendUnavailable, Bus, ChangeLog, Presence, Store
 from hub.backends.memory import MemoryBus, MemoryPresence
+from hub.backends.redis_append import RouteKeys
 from hub.backends.sqlite import SqliteBackend
-from hub.records import Change
 
 __all__ = ["Backends", "open_embedded", "open_redis"]
 
@@ -58,7 +58,7 @@ async def open_embedded(
 async def open_redis(
     url: str,
     *,
-    route_keys: Callable[[Change], Iterable[str]],
+    route_keys: RouteKeys,
     retention_seconds: float,
     retention_per_log: int,
     fanout_limit: int,
@@ -111,7 +111,8 @@ async def open_redis(
         retention_per_log=retention_per_log,
     )
     bus = RedisBus(url, client, keys)
-    presence = RedisPresence(client, writer, keys, presence_ttl)
+    renewer = connect(url, pool_size=1)  # heartbeats never queue behind a burst
+    presence = RedisPresence(client, writer, keys, presence_ttl, renewer=renewer)
     probe = RedisProbe(url, on_recovery=presence.wake)
     bus.start()
     try:
@@ -122,7 +123,7 @@ async def open_redis(
         await presence.close()
         await bus.close()
         await probe.close()
-        await _close_clients(client, writer)
+        await _close_clients(client, writer, renewer)
         raise
     probe.start()
 
@@ -130,7 +131,7 @@ async def open_redis(
         await probe.close()
         await presence.close()
         await bus.close()
-        await _close_clients(client, writer)
+        await _close_clients(client, writer, renewer)
 
     def healthy() -> bool:
         return probe.ok and bus.connected

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from hub.backends.base import BusHandler, BusMessage
+from hub.names import RouteKey
 from hub.records import PresenceChange
 
 __all__ = ["MemoryBus", "MemoryPresence"]
@@ -42,10 +43,10 @@ class MemoryBus:
         """Add ``handler``; it receives every message published from now on."""
         self._handlers.append(handler)
 
-    def watch(self, key: str) -> None:
+    def watch(self, key: RouteKey) -> None:
         """Nothing to do: this bus delivers every message in the process."""
 
-    def unwatch(self, key: str) -> None:
+    def unwatch(self, key: RouteKey) -> None:
         """Nothing to do: this bus delivers every message in the process."""
 
     async def settled(self) -> None:

@@ -34,6 +34,7 @@ from typing import Any, cast
 import orjson
 
 from hub.backends.redis_link import Keys
+from hub.names import RouteKey
 from hub.records import Change, ChangeKind, NewChange
 
 __all__ = [
@@ -45,7 +46,7 @@ __all__ = [
     "committed_changes",
 ]
 
-RouteKeys = Callable[[Change], Iterable[str]]
+RouteKeys = Callable[[Change], Iterable[RouteKey]]
 """The route keys a change is delivered under (the node's routing rule)."""
 
 APPEND_LUA = """

@@ -58,6 +58,7 @@ from hub.backends.base import BusGap, BusHandler, BusMessage, FollowChange
 from hub.backends.redis_append import change_from_json
 from hub.backends.redis_link import UNAVAILABLE_ERRORS, Keys, connect, raise_if_cancelled
 from hub.background import stop_task
+from hub.names import FollowersKey, RouteKey
 from hub.records import Change, PresenceChange
 
 __all__ = ["RedisBus"]
@@ -67,7 +68,6 @@ log = logging.getLogger(__name__)
 _BATCH = 1000
 _BACKOFF_MIN = 0.05
 _BACKOFF_MAX = 2.0
-_CONTROL = "_"  # a channel every connection subscribes to, so that it always has one
 
 PING_INTERVAL = 0.5
 """Seconds between the end of one subscriber health check and the next PING."""
@@ -141,14 +141,14 @@ class RedisBus:
         """Call ``handler`` for every message received from now on."""
         self._handlers.append(handler)
 
-    def watch(self, key: str) -> None:
+    def watch(self, key: RouteKey) -> None:
         """Subscribe to the channel of route key ``key`` (asynchronously; see settled)."""
-        self._wanted.add(key)
+        self._wanted.add(self._k.channel(key))
         self._dirty.set()
 
-    def unwatch(self, key: str) -> None:
+    def unwatch(self, key: RouteKey) -> None:
         """Unsubscribe from the channel of route key ``key``."""
-        self._wanted.discard(key)
+        self._wanted.discard(self._k.channel(key))
         self._dirty.set()
 
     async def settled(self) -> None:
@@ -182,7 +182,7 @@ class RedisBus:
             client = connect(self._url, retries=0)
             pubsub = client.pubsub()
             try:
-                await pubsub.subscribe(self._k.channel(_CONTROL))
+                await pubsub.subscribe(self._k.control_channel())
                 await self._serve(pubsub)
             except UNAVAILABLE_ERRORS as exc:
                 raise_if_cancelled()
@@ -235,9 +235,9 @@ class RedisBus:
             self._sent.difference_update(drop)
             self._confirmed.difference_update(drop)
             for start in range(0, len(add), _BATCH):
-                await pubsub.subscribe(*map(self._k.channel, add[start : start + _BATCH]))
+                await pubsub.subscribe(*add[start : start + _BATCH])
             for start in range(0, len(drop), _BATCH):
-                await pubsub.unsubscribe(*map(self._k.channel, drop[start : start + _BATCH]))
+                await pubsub.unsubscribe(*drop[start : start + _BATCH])
 
     async def _check(self, pubsub: PubSub) -> None:
         """The health check (see the module docstring): raises when the link is dead."""
@@ -256,7 +256,7 @@ class RedisBus:
             await asyncio.sleep(PING_INTERVAL)
 
     async def _read(self, pubsub: PubSub) -> None:
-        prefix = len(self._k.channel(""))
+        control = self._k.control_channel()
         while True:
             raise_if_cancelled()
             message: dict[str, Any] | None = await pubsub.get_message(timeout=None)
@@ -267,12 +267,12 @@ class RedisBus:
             if kind == "message":
                 self._receive(message["data"])
             elif kind == "subscribe":
-                key = message["channel"][prefix:]
-                if key == _CONTROL:
+                channel = message["channel"]
+                if channel == control:
                     self._reconnected()
                     await self._set_connected(True)
-                elif key in self._sent:
-                    self._confirmed.add(key)
+                elif channel in self._sent:
+                    self._confirmed.add(channel)
                     async with self._state:
                         self._state.notify_all()
 
@@ -349,5 +349,5 @@ class RedisBus:
         async with self._client.pipeline(transaction=False) as pipe:
             for change in batch:
                 payload = orjson.dumps({"t": "p", "user": change.user, "online": change.online})
-                pipe.publish(self._k.channel("f:" + change.user), payload)
+                pipe.publish(self._k.channel(FollowersKey(change.user)), payload)
             await pipe.execute()

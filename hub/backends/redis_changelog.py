@@ -36,6 +36,7 @@ from hub.backends.redis_append import (
     committed_changes,
 )
 from hub.backends.redis_link import Keys, script_runner, translate_errors
+from hub.names import LogKind, LogName, notes_log, posts_log
 from hub.records import Change, Interest, NewChange
 
 __all__ = ["RedisChangeLog"]
@@ -179,9 +180,9 @@ class RedisChangeLog:
             return None
         scan = _Scan(after, head, limit, self.max_examined)
         broad = _is_broad(interest)
-        logs = [f"n:{interest.user}"]
+        logs = [notes_log(interest.user)]
         if not broad:
-            logs.extend(f"u:{author}" for author in sorted(interest.authors))
+            logs.extend(map(posts_log, sorted(interest.authors)))
         complete = await self._read_logs(logs, scan)
         if complete and broad:
             complete = await self._read_posts(interest, scan)
@@ -254,7 +255,8 @@ class RedisChangeLog:
                 for log in batch:
                     keys = [k.log(log), k.global_("log:posts"), k.global_("pruned")]
                     keys.append(k.global_("pruned:posts"))
-                    args = [log, self._per_log, cutoff, int(log.startswith("u:"))]
+                    is_post = LogName.parse(log).kind is LogKind.POSTS
+                    args = [log, self._per_log, cutoff, int(is_post)]
                     await self._prune(keys=keys, args=args, client=pipe)
                 removed += sum(await pipe.execute())
         return removed

@@ -63,6 +63,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hub.backends.base import BackendUnavailable, MissingRecord
 from hub.background import stop_task
+from hub.names import LogName, RouteKey
 
 __all__ = [
     "DEFAULT_NAMESPACE",
@@ -241,13 +242,17 @@ class Keys:
         return f"{self.ns}{{t:{tag}}}:posts"
 
     def log(self, log: str) -> str:
-        """The stream of change log ``log`` (``u:<author>`` or ``n:<user>``)."""
-        kind, _, user = log.partition(":")
-        return self.user(user, "log:" + kind)
+        """The stream of the change log named ``log`` (``hub.names.LogName``)."""
+        name = LogName.parse(log)
+        return self.user(name.owner, f"log:{name.kind}")
 
-    def channel(self, route_key: str) -> str:
+    def channel(self, route_key: RouteKey) -> str:
         """The pub/sub channel of a route key."""
         return f"{self.ns}c:{route_key}"
+
+    def control_channel(self) -> str:
+        """A channel no route key has, which every bus connection subscribes to."""
+        return f"{self.ns}c:_"
 
     def global_(self, name: str) -> str:
         """A key shared by the whole hub (``public``, ``seq:post``, ``nodes``, ...)."""

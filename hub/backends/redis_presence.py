@@ -10,13 +10,15 @@ Announcements go further: a join or leave (and a sweep) counts every node that w
 swept yet, lapsed or not, so that offline is announced once, by whoever removes the
 user's last node - also right after an outage, when live nodes have not renewed yet.
 
-Every ``ttl / 3`` seconds each node (1) renews its expiry to ``now + ttl``; (2) retries
-the leaves that failed while Redis was unreachable and, if its entry had vanished (it was
-swept, or Redis lost data), re-registers every local user; (3) sweeps: takes a node whose
-expiry passed, removes it from its users' sets in batches and returns the users who thus
-went offline - the node that swept publishes their offline presence, exactly once, since
-each batch is popped atomically. Hence **a killed node's users are announced offline
-within ``ttl + ttl / 3`` seconds** (20 s with the default ``--presence-ttl 15``).
+Every ``ttl / 3`` seconds each node (1) renews its expiry to ``now + ttl`` (on a
+connection of its own: a burst of sign-ins waiting in the shared pool must not make a
+live node lapse); (2) retries the leaves that failed while Redis was unreachable and, if
+its entry had vanished (it was swept, or Redis lost data), re-registers every local
+user; (3) sweeps: takes a node whose expiry passed, removes it from its users' sets in
+batches and returns the users who thus went offline - the node that swept publishes
+their offline presence, exactly once, since each batch is popped atomically. Hence **a
+killed node's users are announced offline within ``ttl + ttl / 3`` seconds** (20 s with
+the default ``--presence-ttl 15``).
 
 **No sweeping after an outage.** When Redis was unreachable or frozen for longer than
 the TTL, *every* node's expiry passed, though the nodes are alive: they could not renew.
@@ -137,13 +139,22 @@ class RedisPresence:
     """Presence implementation over Redis (see the module docstring)."""
 
     def __init__(
-        self, client: aioredis.Redis, writer: aioredis.Redis, keys: Keys, ttl: float
+        self,
+        client: aioredis.Redis,
+        writer: aioredis.Redis,
+        keys: Keys,
+        ttl: float,
+        *,
+        renewer: aioredis.Redis | None = None,
     ) -> None:
+        """``renewer``, when given, is a client of its own for the renewals, so that
+        they never queue behind a burst of session commands in the shared pool."""
         self.node_id = uuid.uuid4().hex[:16]
         self.ttl = ttl
         self.healthy = False
         """Whether the last heartbeat reached Redis."""
         self._r = client
+        self._renewer = renewer or client
         self._k = keys
         self._local: Counter[str] = Counter()
         self._joined: set[str] = set()
@@ -258,9 +269,9 @@ class RedisPresence:
         changes: list[PresenceChange] = []
         nodes = self._k.global_("nodes")
         expiry_ms = round(self.ttl * 1000)
-        (now_s, now_us) = await self._r.time()
+        (now_s, now_us) = await self._renewer.time()
         expiry = now_s * 1000 + now_us // 1000 + expiry_ms
-        renewed = await self._r.zadd(nodes, {self.node_id: expiry})
+        renewed = await self._renewer.zadd(nodes, {self.node_id: expiry})
         self._note_renewal()
         if renewed or not self.healthy:
             for user in list(self._joined):

@@ -34,6 +34,7 @@ from hub.backends.base import MissingRecord
 from hub.backends.redis_append import APPEND_LUA, RouteKeys, Templates, committed_changes
 from hub.backends.redis_link import Keys, script_runner, translate_errors
 from hub.backends.redis_pages import PROFILE_FIELDS, RedisPages, profile_from_fields
+from hub.names import DevicesKey
 from hub.records import Committed, Notice, Notification, Post, Profile
 
 __all__ = ["FEED_CAP", "RedisStore"]
@@ -287,7 +288,7 @@ class RedisStore(RedisPages):
             k.user(follower, "home"),
             k.user(followee, "posts"),
         )
-        channel = k.channel("u:" + follower)
+        channel = k.channel(DevicesKey(follower))
         return await script(keys, templates.args(follower, followee, FEED_CAP, channel, now))
 
     async def follow(self, follower: str, followee: str, now: int) -> Committed[bool]:

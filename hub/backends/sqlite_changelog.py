@@ -29,6 +29,7 @@ import orjson
 
 from hub.backends.base import BusMessage
 from hub.backends.sqlite_schema import transaction
+from hub.names import LogKind, LogName, notes_log, posts_log
 from hub.records import Change, ChangeKind, Interest, NewChange
 
 __all__ = ["MAX_EXAMINED", "READ_CHUNK", "Publish", "SqliteChangeLog", "index_rows"]
@@ -148,9 +149,9 @@ def _is_broad(interest: Interest) -> bool:
 def _logs(interest: Interest) -> list[str]:
     """The logs the interest matches every change of: the user's notifications and the
     followees' posts (unless ``public`` reads every post change anyway)."""
-    logs = [f"n:{interest.user}"]
+    logs = [notes_log(interest.user)]
     if not interest.public:
-        logs.extend(f"u:{author}" for author in sorted(interest.authors))
+        logs.extend(map(posts_log, sorted(interest.authors)))
     return logs
 
 
@@ -274,11 +275,11 @@ class SqliteChangeLog:
 
     def _pruned_through(self, interest: Interest) -> int:
         """The highest sequence pruned from any log the interest could match."""
-        logs = [f"n:{interest.user}"]
+        logs = [notes_log(interest.user)]
         if _is_broad(interest):
             logs.append(_ALL_POSTS)
         else:
-            logs.extend(f"u:{author}" for author in interest.authors)
+            logs.extend(map(posts_log, interest.authors))
         (through,) = self._db.execute(
             "SELECT max(through) FROM pruned WHERE log IN (SELECT value FROM json_each(?))",
             (orjson.dumps(logs),),
@@ -362,7 +363,7 @@ class SqliteChangeLog:
             through: dict[str, int] = {}
             for seq, log, _ in chunk:
                 through[log] = max(through.get(log, 0), seq)
-                if log.startswith("u:"):
+                if LogName.parse(log).kind is LogKind.POSTS:
                     through[_ALL_POSTS] = max(through.get(_ALL_POSTS, 0), seq)
             with transaction(self._db) as db:
                 db.executemany(

@@ -8,6 +8,7 @@ import logging
 import pytest
 
 from hub.backends.base import BusMessage
+from hub.names import PUBLIC, FollowersKey, RouteKey, Stream, StreamKey
 from hub.records import PresenceChange
 from tests.backends.backend_harness import Backends, post_change
 
@@ -30,7 +31,7 @@ class Collector:
             return [await self.queue.get() for _ in range(count)]
 
 
-async def watching(backend: Backends, *keys: str) -> None:
+async def watching(backend: Backends, *keys: RouteKey) -> None:
     """Watch route keys and wait until that is in effect."""
     for key in keys:
         backend.bus.watch(key)
@@ -41,7 +42,7 @@ async def test_bus_delivers_to_every_handler_in_publish_order(backend: Backends)
     first, second = Collector(), Collector()
     backend.bus.subscribe(first)
     backend.bus.subscribe(second)
-    await watching(backend, "f:ann")
+    await watching(backend, FollowersKey("ann"))
     messages = [PresenceChange("ann", True), PresenceChange("ann", False)]
     for message in messages:
         await backend.bus.publish(message)
@@ -51,7 +52,9 @@ async def test_bus_delivers_to_every_handler_in_publish_order(backend: Backends)
 async def test_appended_changes_arrive_once_each_in_seq_order(backend: Backends) -> None:
     got = Collector()
     backend.bus.subscribe(got)
-    await watching(backend, "f:ann", "s:public", "s:tag:x")
+    await watching(
+        backend, FollowersKey("ann"), StreamKey(PUBLIC), StreamKey(Stream.parse("tag:x"))
+    )
     changes = await backend.changelog.append(
         [post_change("ann", 1, tags=("x",)), post_change("ann", 2)]
     )
@@ -70,7 +73,7 @@ async def test_failing_handler_is_logged_not_raised(
 
     backend.bus.subscribe(broken)
     backend.bus.subscribe(received)
-    await watching(backend, "f:ann")
+    await watching(backend, FollowersKey("ann"))
     with caplog.at_level(logging.ERROR):
         await backend.bus.publish(PresenceChange("ann", True))
         assert await received.take(1) == [PresenceChange("ann", True)]

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from hub.backends.base import BusGap, FollowChange, Store
 from hub.backends.redis_bus import RedisBus
+from hub.names import DevicesKey, FollowersKey
 from hub.records import Change, ChangeKind, Notice, PresenceChange
 from tests.backends.backend_harness import Backends, interest, post_change, redis_url
 from tests.backends.test_backend_bus_presence import Collector, watching
@@ -42,7 +43,7 @@ async def test_a_reply_commits_post_counts_and_notifications_together(
 ) -> None:
     got = Collector()
     backend.bus.subscribe(got)
-    await watching(backend, "f:ann", "f:bob", "u:ann", "u:cat")
+    await watching(backend, *map(FollowersKey, ("ann", "bob")), *map(DevicesKey, ("ann", "cat")))
     root = (await store.create_post("ann", "root", None, None, (), (), (), 10)).value
     created = await store.create_post(
         "bob", "re @cat", root.id, root.id, (), ("cat",),
@@ -73,7 +74,7 @@ async def test_follow_commits_its_notification_and_publishes_a_follow_change(
 ) -> None:
     got = Collector()
     backend.bus.subscribe(got)
-    await watching(backend, "u:bob", "u:ann", "f:ann")
+    await watching(backend, DevicesKey("bob"), DevicesKey("ann"), FollowersKey("ann"))
     followed = await store.follow("ann", "bob", 5)
     assert followed.value is True
     (note,) = followed.changes
@@ -119,7 +120,7 @@ async def test_a_bus_that_lost_messages_reports_a_gap_first(
 ) -> None:
     got = Collector()
     backend.bus.subscribe(got)
-    await watching(backend, "f:ann")
+    await watching(backend, FollowersKey("ann"))
     (first,) = await backend.changelog.append([post_change("ann", 1)])
     assert await got.take(1) == [first]
     if isinstance(backend.bus, RedisBus):  # an in-process bus has no link to lose

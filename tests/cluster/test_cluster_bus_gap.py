@@ -16,8 +16,9 @@ from hub import session as session_module
 from hub.backends.base import BackendUnavailable, BusGap, BusMessage
 from hub.backends.bundle import Backends, open_redis
 from hub.backends.redis_bus import RedisBus
-from hub.fanout import route_keys
+from hub.names import FollowersKey
 from hub.node import Node
+from hub.routing import route_keys
 from hub.tokens import issue_token
 from protocol.errors import CloseCode
 from tests.backends.backend_harness import post_change
@@ -54,7 +55,7 @@ async def test_dropped_subscriber_reports_the_gap_first(
 ) -> None:
     received: asyncio.Queue[BusMessage] = asyncio.Queue()
     backends.bus.subscribe(received.put_nowait)
-    backends.bus.watch("f:ann")
+    backends.bus.watch(FollowersKey("ann"))
     await backends.bus.settled()
     (first,) = await backends.changelog.append([post_change("ann", 1)])
     async with asyncio.timeout(WAIT):

@@ -19,8 +19,8 @@ import redis.asyncio as aioredis
 
 from hub.backends.base import BackendUnavailable
 from hub.backends.bundle import open_redis
-from hub.fanout import route_keys
 from hub.records import Notice
+from hub.routing import route_keys
 from tests.redisproc import RedisServer
 
 WRITERS = 20

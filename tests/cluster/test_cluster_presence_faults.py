@@ -18,8 +18,10 @@ import pytest
 
 from hub.backends.base import BusMessage
 from hub.backends.bundle import Backends, open_redis
-from hub.fanout import route_keys
+from hub.backends.redis_presence import RedisPresence
+from hub.names import FollowersKey
 from hub.records import PresenceChange
+from hub.routing import route_keys
 from tests.cluster.conftest import PRESENCE_TTL, Cluster, Inbox, NodeProcess
 from tests.hub.wsclient import WAIT
 from tests.redisproc import RedisServer
@@ -208,7 +210,7 @@ async def test_presence_published_while_redis_is_down_arrives_after(
         received: asyncio.Queue[BusMessage] = asyncio.Queue()
         observer.bus.subscribe(received.put_nowait)
         for user in ("ann", "bob"):
-            observer.bus.watch(f"f:{user}")
+            observer.bus.watch(FollowersKey(user))
         await observer.bus.settled()
         changes = [PresenceChange("ann", False), PresenceChange("bob", True)]
         changes.append(PresenceChange("ann", True))
@@ -231,3 +233,27 @@ async def test_presence_published_while_redis_is_down_arrives_after(
     finally:
         await observer.close()
         await publisher.close()
+
+
+async def test_a_hand_off_holds_the_users_for_the_grace_then_they_are_swept(
+    redis_server: RedisServer,
+) -> None:
+    leaving, staying = await _open(redis_server.url), await _open(redis_server.url)
+    try:
+        a, b = leaving.presence, staying.presence
+        assert isinstance(a, RedisPresence) and isinstance(b, RedisPresence)
+        for user in ("ann", "bob"):
+            await a.connect(user)
+        await b.connect("bob")  # bob is also connected elsewhere
+        await a.hand_off(GRACE)
+        handed_off = time.monotonic()
+        assert await b.online(["ann", "bob"]) == {"ann", "bob"}, "held during the grace"
+        assert await b.beat() == [], "nothing swept during the grace"
+        while await b.online(["ann"]):  # ann lapses when the grace is over
+            assert time.monotonic() - handed_off < GRACE + WAIT, "ann never lapsed"
+            await asyncio.sleep(0.05)  # polling Redis' state, not a timer
+        assert await b.beat() == [PresenceChange("ann", False)], "ann offline, once"
+        assert await b.online(["ann", "bob"]) == {"bob"}
+    finally:
+        await staying.close()
+        await leaving.close()

@@ -7,6 +7,7 @@ from collections.abc import Awaitable
 import pytest
 
 from hub.backends.sqlite import SqliteBackend
+from hub.names import DevicesKey, FollowersKey, Stream, StreamKey
 from hub.records import Change, ChangeKind, Interest
 from hub.routing import interest_of
 from hub.social import DomainError, SocialService
@@ -196,7 +197,10 @@ async def test_interest_and_outcome_changes_are_logged(
     social: SocialService, backend: SqliteBackend
 ) -> None:
     await social.follow("ann", "bob")
-    wanted = interest_of("ann", ["u:ann", "f:ann", "f:bob", "s:tag:t", "s:thread:7"])
+    keys = [DevicesKey("ann"), FollowersKey("ann"), FollowersKey("bob")]
+    wanted = interest_of(
+        "ann", [*keys, *(StreamKey(Stream.parse(s)) for s in ("tag:t", "thread:7"))]
+    )
     assert wanted == Interest(
         "ann", frozenset({"ann", "bob"}), False, frozenset({"t"}), frozenset({7})
     )

@@ -1,0 +1,303 @@
+"""The sans-I/O core of a session: auth gate, strikes, and hold / replay / release.
+
+Theory of operation (in the spirit of the protocol cores of ``websockets`` and h11): a
+:class:`SessionCore` holds the state of one connection and does no I/O and no waiting.
+The glue (:class:`hub.session.Session`) feeds it what happened and does what it says:
+
+- **requests.** :meth:`SessionCore.receive_request` rules on each decoded request before
+  it runs: :data:`SERVE`, a :class:`Refusal` (an error reply) or a :class:`Cut` (close
+  with a code). It enforces the rate buckets and the flood strikes, the auth gate (until
+  :meth:`signed_in`, only ``auth`` and ``ping``) and the drain. Undecodable or invalid
+  input goes to :meth:`receive_garbage`, which counts garbage strikes.
+- **sign-in.** ``UNAUTHENTICATED`` → :meth:`signed_in` → ``LIVE``; a failed ``auth`` is
+  undone by :meth:`signed_out` (back to ``UNAUTHENTICATED``, nothing held), so the
+  client may retry.
+- **hold, replay, release.** While any holder is active (:meth:`hold`), live events are
+  kept instead of sent; :meth:`release` ends one hold with the sequence up to which a
+  replay covered the log (the *floor*) and returns the held events above it, in order.
+  Live events at or below the floor are dropped at once (:meth:`receive_live`): a replay
+  never repeats what was delivered, and nothing arrives out of order. Held bytes count
+  against the outbox limit: past it the held events are dropped and :attr:`overflowed`
+  is set (the glue cuts the connection, 4001). A request that replays (``auth`` with a
+  cursor, ``resume``) holds until its reply is queued (:meth:`hold_until_replied`,
+  :meth:`release_after_reply`).
+- **replay planning.** :func:`plan_replay` turns the changes read from the log into the
+  events this session should get (through the same routing rule as the live path), or a
+  ``resync`` when the log cannot answer or the replay would not fit in the outbox.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from hub.names import RouteKey
+from hub.ratelimit import TokenBucket
+from hub.records import Change
+from hub.routing import routes_for
+from protocol import Event, EventType
+from protocol.errors import CloseCode, ErrorCode
+
+__all__ = [
+    "REPLAY_SHARE",
+    "SERVE",
+    "WRITE_OPS",
+    "Cut",
+    "Limits",
+    "Refusal",
+    "Replay",
+    "SessionCore",
+    "State",
+    "Verdict",
+    "plan_replay",
+]
+
+WRITE_OPS = frozenset(
+    {"post", "edit", "delete", "like", "unlike", "follow", "unfollow", "profile.update"}
+)
+"""Operations that count against the stricter per-connection write rate."""
+
+OPEN_OPS = frozenset({"auth", "ping"})
+"""Operations served before ``auth`` succeeded."""
+
+REPLAY_SHARE = 2
+"""A replay may fill at most 1/REPLAY_SHARE of the outbox limit; a bigger one is answered
+with ``resync`` (the client reloads), so that a replay always ends, never in an endless
+cut-reconnect-replay loop, and live events keep room beside it."""
+
+
+class State(Enum):
+    """Where a session is in its life."""
+
+    UNAUTHENTICATED = "unauthenticated"
+    LIVE = "live"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The per-connection bounds a core enforces (from the node's settings)."""
+
+    request_rate: float
+    request_burst: float
+    write_rate: float
+    write_burst: float
+    flood_strikes: int
+    garbage_strikes: int
+    outbox_limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Answer the request with this error instead of running it."""
+
+    code: ErrorCode
+    message: str
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """Close the connection with ``code`` (after what is queued)."""
+
+    code: CloseCode
+    reason: str
+
+
+SERVE = None
+"""The verdict on a request that may run."""
+
+Verdict = Refusal | Cut | None
+"""What :meth:`SessionCore.receive_request` rules: :data:`SERVE`, a refusal or a cut."""
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """What a replay pushes and answers: ``messages`` (encoded events, or one ``resync``
+    event), the result map of the reply, and ``last``, the sequence it covered."""
+
+    messages: list[bytes]
+    result: dict[str, Any]
+    last: int
+
+
+def plan_replay(
+    changes: Sequence[Change] | None,
+    *,
+    after: int,
+    head: int,
+    upto: int | None,
+    keys: set[RouteKey],
+    encode: Callable[[Event], bytes],
+    budget: int,
+) -> Replay:
+    """The events ``keys`` should get from ``changes`` (the log after ``after``, up to
+    change ``upto``), or a ``resync`` when ``changes`` is None (the log cannot answer)
+    or the events take more than ``budget`` bytes."""
+    messages: list[bytes] = []
+    size, last = 0, after
+    for change in changes or ():
+        if upto is not None and change.seq > upto:
+            break
+        for route_keys, event in routes_for(change):
+            if not keys.isdisjoint(route_keys):
+                messages.append(encode(event))
+                size += len(messages[-1])
+        last = change.seq
+    if changes is None or size > budget:
+        why = "cursor outside the resume window" if changes is None else "too much to replay"
+        resync = encode(Event(EventType.RESYNC, None, {"reason": why}))
+        return Replay([resync], {"replayed": 0, "cursor": str(head), "resync": True}, head)
+    return Replay(messages, {"replayed": len(messages), "cursor": str(last)}, last)
+
+
+class SessionCore:
+    """The state of one connection (see the module docstring)."""
+
+    __slots__ = (
+        "_flood_strikes",
+        "_garbage_strikes",
+        "_held",
+        "_held_bytes",
+        "_holders",
+        "_limits",
+        "_reply_floor",
+        "_requests",
+        "_writes",
+        "floor",
+        "keys",
+        "overflowed",
+        "state",
+        "user",
+    )
+
+    def __init__(self, limits: Limits, clock: Callable[[], float] = time.monotonic) -> None:
+        self._limits = limits
+        self._requests = TokenBucket(limits.request_rate, limits.request_burst, clock)
+        self._writes = TokenBucket(limits.write_rate, limits.write_burst, clock)
+        self._flood_strikes = 0
+        self._garbage_strikes = 0
+        self._held: list[tuple[int | None, bytes]] | None = None
+        self._held_bytes = 0
+        self._holders = 0
+        self._reply_floor: int | None = None
+        self.state = State.UNAUTHENTICATED
+        self.user = ""
+        self.keys: set[RouteKey] = set()
+        self.floor = 0
+        """The sequence up to which this session is complete (live events at or below
+        it are dropped)."""
+        self.overflowed = False
+        """Whether held events passed the outbox limit (the glue cuts with 4001)."""
+
+    # -- requests ------------------------------------------------------------------
+
+    def receive_request(self, op: str, draining: bool = False) -> Verdict:
+        """Rule on a decoded request named ``op`` before it runs."""
+        retry_after = self._requests.take()
+        if retry_after is None and op in WRITE_OPS:
+            retry_after = self._writes.take()
+        if retry_after is not None:
+            self._flood_strikes += 1
+            if self._flood_strikes >= self._limits.flood_strikes:
+                return Cut(CloseCode.FLOOD, "kept flooding after rate_limited")
+            message = f"too many requests; retry in {retry_after:.2f} s"
+            return Refusal(ErrorCode.RATE_LIMITED, message, retry_after)
+        self._flood_strikes = 0
+        if self.state is State.UNAUTHENTICATED and op not in OPEN_OPS:
+            return Refusal(ErrorCode.UNAUTHORIZED, "send auth with a token first")
+        if self.state is State.LIVE and op == "auth":
+            return Refusal(ErrorCode.CONFLICT, "already authenticated")
+        if draining:
+            return Refusal(
+                ErrorCode.UNAVAILABLE, "node draining: reconnect (to any node) and retry"
+            )
+        return SERVE
+
+    def receive_garbage(self) -> Cut | None:
+        """Count undecodable or invalid input (the glue answers it with an error)."""
+        self._garbage_strikes += 1
+        if self._garbage_strikes >= self._limits.garbage_strikes:
+            return Cut(CloseCode.PROTOCOL_ERROR, "too many undecodable or invalid frames")
+        return None
+
+    # -- sign-in -------------------------------------------------------------------
+
+    def signed_in(self, user: str) -> None:
+        """``auth`` verified ``user``: the session is live (its keys are added next)."""
+        self.state = State.LIVE
+        self.user = user
+
+    def signed_out(self) -> None:
+        """Undo a failed ``auth``: unauthenticated again, no keys, nothing held."""
+        self.state = State.UNAUTHENTICATED
+        self.user = ""
+        self.keys.clear()
+        if self._held is not None:
+            self._held.clear()
+            self._held_bytes = 0
+
+    # -- live events, hold and release -------------------------------------------------
+
+    def receive_live(self, seq: int | None, data: bytes) -> bytes | None:
+        """A live event (``seq`` None for ephemeral ones): the bytes to push now, or None
+        when it is dropped (covered by a replay) or held."""
+        if seq is not None and seq <= self.floor:
+            return None
+        held = self._held
+        if held is None:
+            return data
+        if not self.overflowed:
+            held.append((seq, data))
+            self._held_bytes += len(data)
+            if self._held_bytes > self._limits.outbox_limit:
+                held.clear()
+                self.overflowed = True
+        return None
+
+    def hold(self) -> None:
+        """Hold live events until the matching :meth:`release`."""
+        self._holders += 1
+        if self._held is None:
+            self._held = []
+
+    def release(self, floor: int) -> list[bytes]:
+        """End one hold; a replay covered the log up to ``floor``. Returns the held events
+        to push now, in order (none while another hold is still active)."""
+        self.floor = max(self.floor, floor)
+        self._holders -= 1
+        if self._holders > 0:
+            return []
+        held, self._held, self._held_bytes = self._held or [], None, 0
+        return [data for seq, data in held if seq is None or seq > self.floor]
+
+    def hold_until_replied(self) -> None:
+        """Hold live events until the current request's reply is queued."""
+        self.hold()
+        self._reply_floor = 0
+
+    def replied_up_to(self, floor: int) -> None:
+        """The current request's replay covered the log up to ``floor``."""
+        self._reply_floor = floor
+
+    def release_after_reply(self) -> list[bytes]:
+        """The reply is queued: end the request's hold, if it had one (see
+        :meth:`release`)."""
+        if self._reply_floor is None:
+            return []
+        floor, self._reply_floor = self._reply_floor, None
+        return self.release(floor)
+
+    def route_keys_added(self, keys: Iterable[RouteKey]) -> list[RouteKey]:
+        """Add ``keys``; return those that are new to this session."""
+        new = [key for key in keys if key not in self.keys]
+        self.keys.update(new)
+        return new
+
+    def route_keys_removed(self, keys: Iterable[RouteKey]) -> list[RouteKey]:
+        """Remove ``keys``; return those this session had."""
+        gone = [key for key in keys if key in self.keys]
+        self.keys.difference_update(gone)
+        return gone
