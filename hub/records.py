@@ -92,7 +92,7 @@ class NewChange:
     """A change before the change log assigned its sequence number (see :class:`Change`)."""
 
     log: str
-    kind: str
+    kind: ChangeKind
     created_at: int
     author: str
     post: int | None
@@ -131,7 +131,7 @@ class Change:
 
     seq: int
     log: str
-    kind: str
+    kind: ChangeKind
     created_at: int
     author: str
     post: int | None

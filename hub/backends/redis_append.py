@@ -126,7 +126,7 @@ def change_from_json(seq: int, body: str | bytes | dict[str, Any]) -> Change:
     """A Change from the JSON body a write script logged and published."""
     d = orjson.loads(body) if isinstance(body, str | bytes) else body
     return Change(
-        seq, d["log"], d["kind"], d["created_at"], d["author"], d["post"], d["root"],
+        seq, d["log"], ChangeKind(d["kind"]), d["created_at"], d["author"], d["post"], d["root"],
         d["reply_to"], tuple(d["tags"]), d["recipient"], d["data"],
     )  # fmt: skip
 

@@ -96,7 +96,7 @@ def _change(row: tuple[Any, ...]) -> Change:
     return Change(
         seq=seq,
         log=log,
-        kind=kind,
+        kind=ChangeKind(kind),
         created_at=created,
         author=author,
         post=post,

@@ -9,8 +9,11 @@ import asyncio
 import signal
 import time
 
-from tests.cluster.conftest import Cluster, Inbox, NodeProcess
-from tests.hub.wsclient import WAIT
+from hub.tokens import issue_token
+from protocol import ErrorReply, Reply
+from protocol.errors import ErrorCode
+from tests.cluster.conftest import SECRET, Cluster, Inbox, NodeProcess
+from tests.hub.wsclient import WAIT, WsClient
 from tests.tcpproxy import TcpProxy
 
 NOT_READY_WITHIN = 2.0
@@ -124,3 +127,41 @@ async def test_an_outage_logs_one_warning_per_part_and_no_traceback(cluster: Clu
         count = output.count(text)
         assert count == 1, f"{part} logged {count} WARNING lines for one outage, want 1"
     assert "Traceback" not in output and " ERROR " not in output, output
+
+
+async def test_auth_during_a_bus_stall_fails_cleanly_and_succeeds_when_retried(
+    cluster: Cluster,
+) -> None:
+    """A sign-in while the node's pub/sub link is black-holed is answered `unavailable`
+    and leaves the connection unauthenticated; the same connection signs in once the
+    link is back, and its replay holds what happened meanwhile (nothing skipped)."""
+    proxy = TcpProxy(cluster.redis.port).start()
+    try:
+        proxied = start_node(cluster, proxy.redis_url)
+        cluster.start_nodes(1)
+        fol = await cluster.connect("fol", 0)
+        bob = await cluster.connect("bob", 1)
+        await fol.client.call("follow", user="bob")
+        cursor = fol.client.cursor
+        await fol.client.close()
+
+        assert proxy.blackhole(b"SUBSCRIBE") == 1, "one pub/sub link held"
+        await bob.client.call("post", text="during the stall")
+        client = await WsClient.open(proxied.url)
+        cluster.clients.append(client)
+        token = issue_token("fol", SECRET)
+        failed = await client.call_raw("auth", token=token, cursor=cursor)
+        assert isinstance(failed, ErrorReply), f"auth during the stall got {failed}"
+        assert failed.code is ErrorCode.UNAVAILABLE, failed
+        refused = await client.call_raw("feed.home")
+        assert isinstance(refused, ErrorReply) and refused.code is ErrorCode.UNAUTHORIZED
+
+        proxy.pass_traffic()
+        await proxied.wait_readyz(200)
+        retried = await client.call_raw("auth", token=token, cursor=cursor)
+        assert isinstance(retried, Reply), f"retrying auth got {retried}"
+        assert retried.result["replayed"] == 1, retried.result
+        replayed = await client.next_event("feed.insert")
+        assert replayed.data["text"] == "during the stall"
+    finally:
+        proxy.close()
