@@ -26,7 +26,7 @@ from websockets.exceptions import ConnectionClosed
 
 from hub.background import Background, stop_task
 
-__all__ = ["KEEPALIVE_CLOSE", "PING_SLICE", "Keepalive"]
+__all__ = ["KEEPALIVE_CLOSE", "PING_SLICE", "Keepalive", "answers"]
 
 KEEPALIVE_CLOSE = 1011
 """The close code of a connection that did not answer a ping (websockets' own choice)."""
@@ -75,7 +75,7 @@ class Keepalive:
         """Ping ``connections`` side by side; after at most one interval, report those
         whose pong has not come back."""
         loop = asyncio.get_running_loop()
-        checks = {connection: loop.create_task(_answers(connection)) for connection in connections}
+        checks = {connection: loop.create_task(answers(connection)) for connection in connections}
         if not checks:
             return
         await asyncio.wait(checks.values(), timeout=self._interval)
@@ -85,7 +85,7 @@ class Keepalive:
                 self._on_dead(connection)
 
 
-async def _answers(connection: ServerConnection) -> None:
+async def answers(connection: ServerConnection) -> None:
     """Ping ``connection`` and wait for its pong (a connection closing meanwhile counts
     as answered: it is ending anyway)."""
     with contextlib.suppress(ConnectionClosed):

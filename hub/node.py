@@ -40,7 +40,7 @@ from hub.counters import CountCoalescer
 from hub.fanout import LocalFanout
 from hub.handlers import Handlers
 from hub.http import HttpRoutes
-from hub.keepalive import KEEPALIVE_CLOSE, Keepalive
+from hub.keepalive import KEEPALIVE_CLOSE, Keepalive, answers
 from hub.metrics import NodeMetrics
 from hub.names import FollowersKey, RouteKey
 from hub.outbox import Flusher, cut
@@ -289,23 +289,22 @@ class Node:
     # -- shutdown -----------------------------------------------------------------
 
     async def drain(self) -> None:
-        """Stop accepting, finish in-flight requests, tell clients to reconnect elsewhere,
-        flush, close the store.
+        """Stop accepting, answer every request clients sent, tell them to reconnect
+        elsewhere, close, and close the store.
 
-        From the first step ``/readyz`` answers 503 and WebSocket upgrades are refused,
-        while the port stays open; requests arriving now are answered ``unavailable``
-        (retry on another node), and those already running finish and are answered
-        (within ``drain_timeout``). Then every open connection gets a ``notice`` event
-        and close code 4000 (draining), so clients reconnect, to another node if there
-        is one, and resume.
+        1. ``/readyz`` answers 503 and WebSocket upgrades are refused, while the port
+           stays open; every session gets a ``notice`` (kind ``draining``) at once, and
+           from now on requests are answered ``unavailable`` (retry on another node);
+        2. requests already running finish and are answered;
+        3. every connection is pinged and its pong awaited: what a client sent before it
+           read the notice arrives before its pong, so it has been answered too (a
+           client sends nothing after the notice, SPEC section 5);
+        4. close code 4000 (draining): clients reconnect, to another node if there is
+           one, and resume. Steps 2 and 3 take at most ``drain_timeout`` each.
         """
         self._ready = False
         self.draining = True
         await self.keepalive.close()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.settings.drain_timeout):
-                await self._idle.wait()
-        await self.coalescer.close()
         notice = PreparedEvent(
             Event(
                 EventType.NOTICE,
@@ -314,7 +313,11 @@ class Node:
             )
         )
         for session in self.all_sessions():
-            session.send_event(None, notice)
+            session.send_now(notice)
+        self.flusher.flush()
+        await self._answer_everything_sent()
+        await self.coalescer.close()
+        for _ in self.all_sessions():
             self.metrics.closes.labels(str(CloseCode.DRAINING.value)).inc()
         self.flusher.flush()
         if self._server is not None:
@@ -325,6 +328,23 @@ class Node:
         await stop_task(self._pruner)
         await self.presence.drain()
         await self._backends.close()
+
+    async def _answer_everything_sent(self) -> None:
+        """Wait until the requests running now are answered, then until every client's
+        pong shows that what it sent before the notice has arrived and been answered."""
+        timeout = self.settings.drain_timeout
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+        pongs = [asyncio.ensure_future(answers(c)) for c in self.open_connections()]
+        if pongs:
+            _, late = await asyncio.wait(pongs, timeout=timeout)
+            for pong in late:
+                pong.cancel()
+        await asyncio.sleep(0)  # the sessions take the frames that came before the pongs
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
 
 
 def _forget_handshake_headers(connection: ServerConnection) -> None:

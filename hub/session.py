@@ -19,9 +19,10 @@ is newer than some sequence, then :meth:`Session.catch_up` replays the log from 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 from websockets.asyncio.server import ServerConnection
@@ -91,6 +92,7 @@ class Session:
     """The hub's side of one client connection."""
 
     __slots__ = (  # thousands of these live per node: no per-instance dict
+        "_auth_deadline",
         "_closing",
         "_replaying",
         "codec",
@@ -121,6 +123,7 @@ class Session:
         )
         self._replaying = asyncio.Lock()
         self._closing: asyncio.Task[None] | None = None
+        self._auth_deadline: asyncio.Timeout | None = None
 
     @property
     def user(self) -> str:
@@ -141,6 +144,10 @@ class Session:
             self.outbox.push(data)
         elif self.core.overflowed and not self.outbox.closed:
             self.outbox.overflow()
+
+    def send_now(self, event: PreparedEvent) -> None:
+        """Queue an ephemeral event ahead of any hold (the node's draining notice)."""
+        self.outbox.push(event.bytes_for(self.codec))
 
     def _push_all(self, messages: list[bytes]) -> None:
         for message in messages:
@@ -214,16 +221,33 @@ class Session:
             await self._closing
 
     async def _authenticate(self) -> bool:
+        """Serve frames until ``auth`` succeeds; ``auth_timeout`` bounds the wait for it
+        (the time an ``auth`` request itself takes to run does not count)."""
         timeout = self.node.settings.auth_timeout
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(timeout) as self._auth_deadline:
                 async for frame in self.connection:
                     await self._receive_frame(frame)
                     if self.core.state is State.LIVE or self._closing is not None:
                         break
         except TimeoutError:
             self.close(CloseCode.AUTH_TIMEOUT, f"no auth within {timeout:g} s")
+        finally:
+            self._auth_deadline = None
         return self.core.state is State.LIVE and self._closing is None
+
+    @contextlib.contextmanager
+    def _auth_clock_stopped(self) -> Iterator[None]:
+        """Stop the auth timeout while ``auth`` runs; restart it if it failed."""
+        deadline = self._auth_deadline
+        when = None if deadline is None else deadline.when()
+        if deadline is not None:
+            deadline.reschedule(None)
+        try:
+            yield
+        finally:
+            if deadline is not None and self.core.state is not State.LIVE:
+                deadline.reschedule(when)
 
     async def _receive_frame(self, frame: str | bytes) -> None:
         try:
@@ -278,7 +302,8 @@ class Session:
         """Run one request: session operations here, the rest by the node's handlers."""
         match op:
             case ops.Auth(token=token, cursor=cursor, streams=streams):
-                return await self.sign_in(token, cursor, streams or ())
+                with self._auth_clock_stopped():
+                    return await self.sign_in(token, cursor, streams or ())
             case ops.Ping():
                 return {"time": int(time.time() * 1000)}
             case ops.Subscribe(stream=stream):

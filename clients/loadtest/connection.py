@@ -102,8 +102,23 @@ class SimConnection:
         )
         self._cut = False  # only now: the reader of a socket cut earlier may still be ending
         self._reader = asyncio.get_running_loop().create_task(self._read(self._socket))
-        await self.handshake(token, resume_from)
+        try:
+            await self.handshake(token, resume_from)
+        except Exception:
+            await self._discard()
+            raise
         self.recorder.connections_up += 1
+
+    async def _discard(self) -> None:
+        """Close a socket whose handshake failed (an ``auth`` answered ``unavailable``
+        leaves it open): it never counted as up, and the caller records the failure, so
+        its close is neither counted nor handed to :attr:`on_lost` (the worker retries
+        connects itself; a hub's later auth-timeout close must not start a second retry)."""
+        self._cut = True
+        if self._socket is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2):
+                    await self._socket.close()
 
     async def handshake(self, token: str, resume_from: str | None) -> None:
         """Authenticate on a fresh socket, keeping the auth cursor; with ``resume_from``

@@ -15,6 +15,13 @@ order and the append script publishes in sequence order, changes arrive in incre
 ``seq``; one change published on several channels this node watches arrives several
 times in a row, and every copy with ``seq <= last_seq`` is dropped.
 
+:meth:`settled` returns once the keys watched *before the call* are subscribed (each
+watch is numbered; the call waits until no older watch is unconfirmed), not every key
+watched since: in a sign-in storm new keys keep coming, and a sign-in waits for its own.
+Confirmations, watches and (un)subscriptions cost O(1) each (the subscriber sends only
+the channels touched since its last round), whatever the number of watched keys or of
+sign-ins waiting.
+
 When the connection breaks (Redis restarted, network), the task reconnects with
 exponential backoff (50 ms doubling up to 2 s), resubscribes every watched key and, before
 handing on any message of the new connection, calls the handlers with
@@ -45,8 +52,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Any
 
 import orjson
@@ -92,11 +101,19 @@ class RedisBus:
         self._client = client
         self._k = keys
         self._handlers: list[BusHandler] = []
-        self._wanted: set[str] = set()
+        self._wanted: dict[str, int] = {}
+        """The watched channels, each with the number of its watch (increasing)."""
+        self._watches = 0
         self._sent: set[str] = set()
         self._confirmed: set[str] = set()
+        self._unconfirmed: OrderedDict[str, int] = OrderedDict()
+        """Watched channels not confirmed on the current connection, oldest watch first."""
+        self._touched: set[str] = set()
+        """Channels watched or unwatched since the subscriber last sent (un)subscriptions."""
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        """A heap of :meth:`settled` calls: (watches made before the call, tie, future)."""
+        self._waiter_ids = itertools.count()
         self._dirty = asyncio.Event()
-        self._state = asyncio.Condition()
         self._heard = asyncio.Event()
         self._ever_connected = False
         self._down_since = 0.0
@@ -143,18 +160,46 @@ class RedisBus:
 
     def watch(self, key: RouteKey) -> None:
         """Subscribe to the channel of route key ``key`` (asynchronously; see settled)."""
-        self._wanted.add(self._k.channel(key))
+        channel = self._k.channel(key)
+        if channel in self._wanted:
+            return
+        self._watches += 1
+        self._wanted[channel] = self._watches
+        if channel not in self._confirmed:  # else still subscribed: unwatched, not yet sent
+            self._unconfirmed[channel] = self._watches
+        self._touched.add(channel)
         self._dirty.set()
 
     def unwatch(self, key: RouteKey) -> None:
         """Unsubscribe from the channel of route key ``key``."""
-        self._wanted.discard(self._k.channel(key))
+        channel = self._k.channel(key)
+        if self._wanted.pop(channel, None) is None:
+            return
+        self._touched.add(channel)
         self._dirty.set()
+        if self._unconfirmed.pop(channel, None) is not None:
+            self._release()
 
     async def settled(self) -> None:
-        """Wait until connected and every watched key's subscription is confirmed."""
-        async with self._state:
-            await self._state.wait_for(lambda: self.connected and self._wanted <= self._confirmed)
+        """Wait until connected and the subscription of every key watched *before this
+        call* is confirmed (see the module docstring: not the ones watched later)."""
+        if self.connected and not self._unconfirmed:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (self._watches, next(self._waiter_ids), future))
+        self._release()
+        await future
+
+    def _release(self) -> None:
+        """Wake the :meth:`settled` calls whose watches are all confirmed."""
+        if not self.connected:
+            return
+        oldest = next(iter(self._unconfirmed.values()), None)
+        waiters = self._waiters
+        while waiters and (oldest is None or waiters[0][0] < oldest):
+            future = heapq.heappop(waiters)[2]
+            if not future.done():  # not cancelled by a timeout meanwhile
+                future.set_result(None)
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -193,9 +238,11 @@ class RedisBus:
                 else:
                     log.debug("bus reconnect failed (%s); retrying in %.2f s", exc, backoff)
             finally:
-                await self._set_connected(False)
+                self._set_connected(False)
                 self._sent.clear()
                 self._confirmed.clear()
+                self._unconfirmed = OrderedDict(self._wanted)  # in watch order already
+                self._touched = set(self._wanted)
                 with contextlib.suppress(*UNAVAILABLE_ERRORS):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
                 await client.aclose()
@@ -218,10 +265,9 @@ class RedisBus:
                 with contextlib.suppress(asyncio.CancelledError, *UNAVAILABLE_ERRORS):
                     await task
 
-    async def _set_connected(self, connected: bool) -> None:
-        async with self._state:
-            self.connected = connected
-            self._state.notify_all()
+    def _set_connected(self, connected: bool) -> None:
+        self.connected = connected
+        self._release()
 
     async def _sync(self, pubsub: PubSub) -> None:
         """Send SUBSCRIBE/UNSUBSCRIBE for the difference between wanted and sent."""
@@ -229,8 +275,9 @@ class RedisBus:
             raise_if_cancelled()
             await self._dirty.wait()
             self._dirty.clear()
-            add = sorted(self._wanted - self._sent)
-            drop = sorted(self._sent - self._wanted)
+            touched, self._touched = self._touched, set()
+            add = sorted(c for c in touched if c in self._wanted and c not in self._sent)
+            drop = sorted(c for c in touched if c not in self._wanted and c in self._sent)
             self._sent.update(add)
             self._sent.difference_update(drop)
             self._confirmed.difference_update(drop)
@@ -270,11 +317,11 @@ class RedisBus:
                 channel = message["channel"]
                 if channel == control:
                     self._reconnected()
-                    await self._set_connected(True)
+                    self._set_connected(True)
                 elif channel in self._sent:
                     self._confirmed.add(channel)
-                    async with self._state:
-                        self._state.notify_all()
+                    if self._unconfirmed.pop(channel, None) is not None:
+                        self._release()
 
     def _reconnected(self) -> None:
         """The control channel is subscribed: after a loss, report the gap first."""

@@ -11,14 +11,15 @@ swept yet, lapsed or not, so that offline is announced once, by whoever removes 
 user's last node - also right after an outage, when live nodes have not renewed yet.
 
 Every ``ttl / 3`` seconds each node (1) renews its expiry to ``now + ttl`` (on a
-connection of its own: a burst of sign-ins waiting in the shared pool must not make a
-live node lapse); (2) retries the leaves that failed while Redis was unreachable and, if
-its entry had vanished (it was swept, or Redis lost data), re-registers every local
-user; (3) sweeps: takes a node whose expiry passed, removes it from its users' sets in
-batches and returns the users who thus went offline - the node that swept publishes
-their offline presence, exactly once, since each batch is popped atomically. Hence **a
-killed node's users are announced offline within ``ttl + ttl / 3`` seconds** (20 s with
-the default ``--presence-ttl 15``).
+connection of its own and in a task of its own: a burst of sign-ins waiting in the shared
+pool must not make a live node lapse, neither by holding up the renewal's command nor by
+holding up the next renewal behind a slow sweep); then, in another task, (2) retries the
+leaves that failed while Redis was unreachable and, if its entry had vanished (it was
+swept, or Redis lost data), re-registers every local user; (3) sweeps: takes a node whose
+expiry passed, removes it from its users' sets in batches and returns the users who thus
+went offline - the node that swept publishes their offline presence, exactly once, since
+each batch is popped atomically. Hence **a killed node's users are announced offline
+within ``ttl + ttl / 3`` seconds** (20 s with the default ``--presence-ttl 15``).
 
 **No sweeping after an outage.** When Redis was unreachable or frozen for longer than
 the TTL, *every* node's expiry passed, though the nodes are alive: they could not renew.
@@ -167,8 +168,12 @@ class RedisPresence:
         self._renewed_at: float | None = None
         self._sweep_after = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._maintainer: asyncio.Task[None] | None = None
+        self._rejoin = False
+        """Whether the next upkeep re-joins every local user (the entry was re-created)."""
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
+        self._maintain_due = asyncio.Event()
         self._handed_off = False
 
     async def _join(self, user: str) -> bool:
@@ -266,28 +271,42 @@ class RedisPresence:
 
     async def beat(self) -> list[PresenceChange]:
         """One heartbeat (see the module docstring); return the changes to announce."""
+        renewed = await self.renew()
         changes: list[PresenceChange] = []
-        nodes = self._k.global_("nodes")
+        await self._maintain(renewed or not self.healthy, changes)
+        return changes
+
+    async def renew(self) -> bool:
+        """Renew this node's expiry (on the renewer's own connection); True when the
+        entry had vanished (swept, or Redis lost it): the users must be re-joined."""
         expiry_ms = round(self.ttl * 1000)
         (now_s, now_us) = await self._renewer.time()
         expiry = now_s * 1000 + now_us // 1000 + expiry_ms
-        renewed = await self._renewer.zadd(nodes, {self.node_id: expiry})
+        renewed = await self._renewer.zadd(self._k.global_("nodes"), {self.node_id: expiry})
         self._note_renewal()
-        if renewed or not self.healthy:
+        return bool(renewed)
+
+    async def _maintain(self, rejoin: bool, changes: list[PresenceChange]) -> None:
+        """The rest of a heartbeat, on the shared pool: re-join every local user when
+        ``rejoin``, retry failed leaves, sweep. Appends the changes to announce as they
+        are made, so that a failure part-way loses none of those already made."""
+        if rejoin:
             for user in list(self._joined):
                 if await self._join(user):
                     changes.append(PresenceChange(user, True))
         for user in list(self._stale):
-            self._stale.discard(user)
-            if user not in self._local and await self._leave(user):
+            offline = user not in self._local and await self._leave(user)
+            self._stale.discard(user)  # only once left: a failed leave is retried
+            if offline:
                 changes.append(PresenceChange(user, False))
         if asyncio.get_running_loop().time() < self._sweep_after:
-            return changes
+            return
+        nodes = self._k.global_("nodes")
         while True:
-            status, *offline = await self._sweep([nodes], [self._k.ns, _SWEEP_BATCH])
-            changes.extend(PresenceChange(user, False) for user in offline)
+            status, *offline_users = await self._sweep([nodes], [self._k.ns, _SWEEP_BATCH])
+            changes.extend(PresenceChange(user, False) for user in offline_users)
             if status == "idle":
-                return changes
+                return
 
     def _note_renewal(self) -> None:
         """Hold sweeping for one TTL when this renewal came late (see the module)."""
@@ -307,13 +326,20 @@ class RedisPresence:
 
     async def start(self, publish: Publish) -> None:
         """Beat once now, then every ``ttl / 3`` seconds, publishing what :meth:`beat`
-        returns."""
+        returns.
+
+        The renewals run in a task of their own, on the renewer's connection, and the
+        rest of each beat (re-joins, retried leaves, sweeps: commands that queue in the
+        shared pool behind a burst of sessions) in another, which each renewal wakes:
+        a slow sweep never delays the next renewal, so a busy node does not lapse."""
         for change in await translated(self.beat)():
             await publish(change)
         self.healthy = True
-        self._task = asyncio.get_running_loop().create_task(self._beat_forever(publish))
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._renew_forever())
+        self._maintainer = loop.create_task(self._maintain_forever(publish))
 
-    async def _beat_forever(self, publish: Publish) -> None:
+    async def _renew_forever(self) -> None:
         while not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.ttl / 3):
@@ -322,23 +348,46 @@ class RedisPresence:
             if self._stop.is_set():
                 return
             try:
-                changes = await translated(self.beat)()
+                renewed = await translated(self.renew)()
             except BackendUnavailable as exc:
                 if self.healthy:
                     log.warning("presence heartbeat failed (%s); retrying", exc)
                 self.healthy = False
-            else:
-                if not self.healthy:
-                    log.info("presence heartbeat works again")
-                self.healthy = True
+                continue
+            if renewed or not self.healthy:
+                self._rejoin = True
+            if not self.healthy:
+                log.info("presence heartbeat works again")
+            self.healthy = True
+            self._maintain_due.set()
+
+    async def _maintain_forever(self, publish: Publish) -> None:
+        while not self._stop.is_set():
+            await self._maintain_due.wait()
+            self._maintain_due.clear()
+            if self._stop.is_set():
+                return
+            rejoin, self._rejoin = self._rejoin, False
+            changes: list[PresenceChange] = []
+            try:
+                await translated(self._maintain)(rejoin, changes)
+            except BackendUnavailable as exc:
+                self._rejoin |= rejoin  # joining twice is harmless: nobody is announced twice
+                log.debug("presence upkeep failed (%s); retrying at the next beat", exc)
+            except Exception:
+                self._rejoin |= rejoin
+                log.exception("presence upkeep failed; retrying at the next beat")
+            finally:
                 for change in changes:
                     await publish(change)
 
     async def _stop_beating(self) -> None:
         self._stop.set()
         self._wake.set()
-        if self._task is not None:
-            await self._task
+        self._maintain_due.set()
+        for task in (self._task, self._maintainer):
+            if task is not None:
+                await task
 
     async def close(self) -> None:
         """Stop heartbeating and, unless handed off, remove this node's entry (its users

@@ -1,16 +1,21 @@
 """What only the shared Redis backend promises: presence across nodes, dead-node sweeping,
-merge on read for big authors, and keys hash-tagged per user."""
+merge on read for big authors, keys hash-tagged per user, a bus that settles the keys
+watched so far while a storm of sign-ins keeps watching new ones, and heartbeats that a
+slow sweep (queued behind such a storm) does not hold up."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
+from hub.backends.base import BusMessage
 from hub.backends.bundle import Backends, open_redis
 from hub.backends.redis_presence import RedisPresence
+from hub.names import FollowersKey
 from hub.records import PresenceChange
 from tests.backends.backend_harness import redis_url, route_keys
 
@@ -92,3 +97,76 @@ async def test_big_authors_are_merged_on_read(
         assert f1_keys and all(key.startswith(ns + "{u:f1}:") for key in f1_keys)
     finally:
         await admin.aclose()
+
+
+async def test_settled_waits_for_the_watches_so_far_not_for_later_ones(
+    two_nodes: tuple[Backends, Backends],
+) -> None:
+    """In a sign-in storm new keys are watched every loop turn: each sign-in waits for
+    its own keys (it used to wait until every key watched by anyone was confirmed, which
+    never happened while the storm lasted: "the bus has not subscribed yet")."""
+    bus, other = two_nodes[0].bus, two_nodes[1].bus
+    received: asyncio.Queue[BusMessage] = asyncio.Queue()
+    bus.subscribe(received.put_nowait)
+    for i in range(100):
+        bus.watch(FollowersKey(f"early{i}"))
+    storming = asyncio.Event()
+    storming.set()
+
+    async def storm() -> int:
+        watched = 0
+        while storming.is_set():
+            bus.watch(FollowersKey(f"late{watched}"))
+            watched += 1
+            await asyncio.sleep(0)  # one new key per loop turn, for as long as it takes
+        return watched
+
+    sign_ins = asyncio.create_task(storm())
+    try:
+        async with asyncio.timeout(10):
+            await bus.settled()
+    finally:
+        storming.clear()
+        late = await sign_ins
+    assert late > 0, "the storm had begun"
+    await other.publish(PresenceChange("early99", True))
+    async with asyncio.timeout(10):
+        assert await received.get() == PresenceChange("early99", True)
+
+
+async def test_a_slow_sweep_does_not_hold_up_the_renewals(tmp_path: Path) -> None:
+    """A sweep queues in the shared pool behind a storm of sign-ins; the renewals, which
+    keep this node alive, must go on meanwhile (they waited for it: a busy live node
+    lapsed, was swept, and its users were announced offline)."""
+    namespace = f"slow{tmp_path.name}:"
+    backends = await open_redis(
+        redis_url(tmp_path),
+        route_keys=route_keys,
+        retention_seconds=60,
+        retention_per_log=100,
+        fanout_limit=FANOUT_LIMIT,
+        presence_ttl=0.6,
+        namespace=namespace,
+    )
+    presence = backends.presence
+    assert isinstance(presence, RedisPresence)
+    sweeping, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_sweep(keys: list[str], args: list[object]) -> list[str]:
+        sweeping.set()
+        await release.wait()
+        return ["idle"]
+
+    presence._sweep = slow_sweep
+    admin = aioredis.Redis.from_url(redis_url(tmp_path))
+    try:
+        async with asyncio.timeout(10):
+            await sweeping.wait()  # a beat is stuck in its sweep from now on
+            expiries = {await admin.zscore(namespace + "nodes", presence.node_id)}
+            while len(expiries) < 3:  # renewed twice more meanwhile
+                expiries.add(await admin.zscore(namespace + "nodes", presence.node_id))
+                await asyncio.sleep(0.05)  # polling Redis' state
+    finally:
+        release.set()
+        await admin.aclose()
+        await backends.close()

@@ -109,3 +109,22 @@ async def test_drain_answers_503_finishes_in_flight_requests_then_closes(
     assert await writer.closed_code() == CloseCode.DRAINING
     async with asyncio.timeout(WAIT):
         await draining
+
+
+@pytest.mark.node_settings(auth_timeout=0.3)
+async def test_the_auth_timeout_does_not_count_the_time_auth_takes_to_run(
+    node: Node, connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sign_in = node.service.sign_in
+
+    async def slow_sign_in(user: str) -> Any:
+        await asyncio.sleep(0.6)  # the injected fault: a sign-in slower than the timeout
+        return await sign_in(user)
+
+    monkeypatch.setattr(node.service, "sign_in", slow_sign_in)
+    client = await connect()
+    reply = await client.call_raw("auth", token=issue_token("ann", SECRET))
+    assert isinstance(reply, Reply), f"an auth that ran 0.6 s (timeout 0.3 s) got {reply}"
+    assert (await client.call("ping"))["time"] > 0  # still open: not closed with 4003
+    idle = await connect()
+    assert await idle.closed_code() == CloseCode.AUTH_TIMEOUT  # waiting for auth still ends

@@ -1,16 +1,23 @@
 """Simulated users behave like real clients when the hub asks them to come back: a hub
 restarted mid-run closes every connection with 4000, and each one reconnects and resumes
-with nothing missed or repeated."""
+with nothing missed or repeated. A connection whose sign-in failed is closed at once,
+never counted as up or as lost."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
+from clients.loadtest.connection import RequestError, SimConnection
 from clients.loadtest.graph import GraphSpec, SocialGraph
+from clients.loadtest.recorder import Recorder
 from clients.loadtest.workers import run_loadtest
+from protocol import JSON, ops
 from tests.hub.serverproc import ServerProcess
 from tests.loadtest.conftest import RELAXED, SECRET, config
 
@@ -58,3 +65,27 @@ def test_users_closed_by_a_draining_hub_reconnect_and_resume(tmp_path: Path) -> 
     assert result["reconnects"] == result["errors"]["close:4000"]
     assert corr["expected"] > 0
     assert (corr["missed"], corr["duplicated"]) == (0, 0)
+
+
+class RefusedSignIn(SimConnection):
+    """A user whose ``auth`` is refused as a busy hub refuses it (``unavailable``): the
+    hub keeps the socket open for another ``auth``."""
+
+    async def handshake(self, token: str, resume_from: str | None) -> None:
+        """Use the socket (a ping), then fail as a refused ``auth`` does."""
+        await self._request_batch([ops.Ping()])
+        raise RequestError("unavailable", "refused, as under a storm")
+
+
+async def test_a_failed_sign_in_closes_its_socket_and_counts_no_close(hub_url: str) -> None:
+    recorder, lost = Recorder(), asyncio.Event()
+    user = RefusedSignIn(0, "ann", recorder, JSON.subprotocol)
+    user.on_lost = lost.set
+    with pytest.raises(RequestError):
+        await user.open(hub_url, "")
+    socket = user._socket
+    assert socket is not None
+    async with asyncio.timeout(2):  # not the hub's auth timeout (10 s) closing it later
+        await socket.wait_closed()
+    assert socket.close_code == 1000, "closed by the user, politely"
+    assert recorder.connections_up == 0 and not recorder.errors and not lost.is_set()
