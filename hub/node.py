@@ -300,7 +300,8 @@ class Node:
            read the notice arrives before its pong, so it has been answered too (a
            client sends nothing after the notice, SPEC section 5);
         4. close code 4000 (draining): clients reconnect, to another node if there is
-           one, and resume. Steps 2 and 3 take at most ``drain_timeout`` each.
+           one, and resume. Each of the waits in steps 2 and 3 (for running requests,
+           for pongs, for the requests before them) is bounded by ``drain_timeout``.
         """
         self._ready = False
         self.draining = True

@@ -194,6 +194,11 @@ class Interest:
     tags: frozenset[str]
     threads: frozenset[int]
 
+    @property
+    def broad(self) -> bool:
+        """Whether the interest may match a post change of any author (a stream)."""
+        return self.public or bool(self.tags) or bool(self.threads)
+
     def matches(self, change: Change) -> bool:
         """Whether ``change`` concerns this connection."""
         if change.kind == ChangeKind.NOTIFICATION:

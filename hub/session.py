@@ -241,13 +241,15 @@ class Session:
         """Stop the auth timeout while ``auth`` runs; restart it if it failed."""
         deadline = self._auth_deadline
         when = None if deadline is None else deadline.when()
+        loop = asyncio.get_running_loop()
+        left = None if when is None else when - loop.time()
         if deadline is not None:
             deadline.reschedule(None)
         try:
             yield
         finally:
-            if deadline is not None and self.core.state is not State.LIVE:
-                deadline.reschedule(when)
+            if deadline is not None and left is not None and self.core.state is not State.LIVE:
+                deadline.reschedule(loop.time() + left)  # the time left when auth came
 
     async def _receive_frame(self, frame: str | bytes) -> None:
         try:
@@ -338,42 +340,58 @@ class Session:
             user = verify_token(token, self.node.secret)
         except TokenError as exc:
             raise ProtocolError(ErrorCode.UNAUTHORIZED, str(exc)) from exc
-        profile = await self.node.service.sign_in(user)
-        followees = await self.node.store.followee_ids(user)
+        profile = profile_to_wire(await self.node.service.sign_in(user))
         self.core.signed_in(user)
         self.core.hold_until_replied()
-        self.add_keys([DevicesKey(user), FollowersKey(user), *map(FollowersKey, followees)])
-        for stream in streams:
-            self.subscribe(stream)
+        self.add_keys([DevicesKey(user)])
         try:
             await self.node.session_started(self)
-            result = await self._signed_in(profile_to_wire(profile), cursor)
+            async with self._replaying:  # a catch-up (a follow, a bus gap) waits for this
+                return await self._signed_in(user, profile, cursor, streams)
         except BaseException:
             await self._undo_sign_in()
             raise
+
+    async def _signed_in(
+        self, user: str, profile: Mapping[str, Any], cursor: str | None, streams: Iterable[str]
+    ) -> dict[str, Any]:
+        """The rest of ``auth`` once filed under the user's own key.
+
+        The followees are read only once that key's subscription is in effect: a follow
+        committed meanwhile is then either in the read or arrives as a ``FollowChange``
+        (which files this session, since it is the node's already). Then the other keys
+        are filed, the bus settles, and the log is replayed up to the head.
+        """
+        await self._settled()
+        followees = await self.node.store.followee_ids(user)
+        self.add_keys([FollowersKey(user), *map(FollowersKey, followees)])
+        for stream in streams:
+            self.subscribe(stream)
+        await self._settled()
+        head = await self.node.changelog.head()
+        self.core.replied_up_to(head)
+        result: dict[str, Any] = {"user": profile}
+        if cursor is not None:
+            result.update((await self._replay(cursor, upto=head))[0])
+        result["cursor"] = str(head)
         return result
 
-    async def _signed_in(self, user: Mapping[str, Any], cursor: str | None) -> dict[str, Any]:
-        """The rest of ``auth`` once filed: wait for the bus, replay, answer."""
+    async def _settled(self) -> None:
+        """Wait for the bus to subscribe what this session watches (``unavailable`` after
+        :data:`SETTLE_TIMEOUT`)."""
         try:
             async with asyncio.timeout(SETTLE_TIMEOUT):
                 await self.node.bus.settled()
         except TimeoutError:
             raise BackendUnavailable("the bus has not subscribed yet") from None
-        head = await self.node.changelog.head()
-        self.core.replied_up_to(head)
-        result: dict[str, Any] = {"user": user}
-        if cursor is not None:
-            async with self._replaying:
-                result.update((await self._replay(cursor, upto=head))[0])
-        result["cursor"] = str(head)
-        return result
 
     async def _undo_sign_in(self) -> None:
         """A failed ``auth`` leaves nothing behind: the session is unfiled, its held
         events and replay dropped, and it is unauthenticated again (it may retry)."""
-        await self.node.session_ended(self)
-        self.core.signed_out()
+        try:
+            await self.node.session_ended(self)
+        finally:
+            self.core.signed_out()
 
     def add_keys(self, keys: list[RouteKey]) -> None:
         """File this session under more route keys."""

@@ -39,6 +39,7 @@ from hub.records import (
 )
 
 __all__ = [
+    "MAX_EXAMINED",
     "BackendUnavailable",
     "Bus",
     "BusGap",
@@ -49,6 +50,7 @@ __all__ = [
     "FollowChange",
     "MissingRecord",
     "Presence",
+    "RouteKeys",
     "Store",
 ]
 
@@ -84,6 +86,19 @@ writes that commit them), ephemeral presence changes, and gap notices (only from
 shared bus that reconnected)."""
 BusHandler = Callable[[BusMessage], None]
 """A bus subscriber: called synchronously for every published message."""
+
+
+MAX_EXAMINED = 20_000
+"""Most log entries one :meth:`ChangeLog.read_since` may examine: four times
+``protocol.limits.MAX_RESUME_EVENTS``. A read that would need more answers None (the
+client resyncs); it reads one entry past the cap to know. Every entry read is a change
+the interest matches on the embedded store (through its indexes); a Redis stream resume
+(tags, threads) filters the shared post log, so there the cap counts entries filtered.
+"""
+
+RouteKeys = Callable[[Change], Iterable[RouteKey]]
+"""The route keys a change is delivered under (the node's routing rule), handed to a
+shared backend that publishes changes once per key."""
 
 
 class CursorError(ValueError):

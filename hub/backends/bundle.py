@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from hub.backends.base import BackendUnavailable, Bus, ChangeLog, Presence, Store
+from hub.backends.base import BackendUnavailable, Bus, ChangeLog, Presence, RouteKeys, Store
 from hub.backends.memory import MemoryBus, MemoryPresence
-from hub.backends.redis_append import RouteKeys
 from hub.backends.sqlite import SqliteBackend
 
 __all__ = ["Backends", "open_embedded", "open_redis"]

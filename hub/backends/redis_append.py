@@ -28,26 +28,23 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, cast
 
 import orjson
 
+from hub.backends.base import RouteKeys
 from hub.backends.redis_link import Keys
-from hub.names import RouteKey
 from hub.records import Change, ChangeKind, NewChange
 
 __all__ = [
     "APPEND_LUA",
-    "RouteKeys",
     "Templates",
     "body_of",
     "change_from_json",
     "committed_changes",
 ]
 
-RouteKeys = Callable[[Change], Iterable[RouteKey]]
-"""The route keys a change is delivered under (the node's routing rule)."""
 
 APPEND_LUA = """
 local ns = ARGV[1]

@@ -1,11 +1,11 @@
 """The Redis Bus: each node subscribes only to the channels its sessions need.
 
-Theory of operation: changes are published by ``redis_changelog``'s append script, once
-per route key of the change (``<ns>c:f:<author>``, ``<ns>c:s:public``, ...), atomically
-with their sequence number; presence changes are published here on the user's ``f:``
-channel, follow updates by ``redis_store`` on the follower's ``u:`` channel. So
-:meth:`RedisBus.publish` only sends presence; a :class:`~hub.records.Change` handed to
-it was already published by the change log and is ignored.
+Theory of operation: changes are published by the write scripts that commit them (the
+change-log library of ``redis_append``), once per route key of the change
+(``<ns>c:f:<author>``, ``<ns>c:s:public``, ...), atomically with their sequence number;
+follow updates by ``redis_store``'s follow scripts on the follower's ``d:`` channel;
+presence changes here, on the user's ``f:`` channel. So :meth:`RedisBus.publish` sends
+presence only.
 
 The node's fan-out calls :meth:`watch` when a route key gets its first local session and
 :meth:`unwatch` when its last one leaves (reference counting lives in the fan-out). A

@@ -6,7 +6,7 @@ change-log library of ``redis_append``, which for each change does ``INCR
 seq:change``, ``XADD`` to the change's log stream (id ``<seq>-0``; post changes also to
 the ``log:posts`` stream that public, tag and thread resumes read) and ``PUBLISH`` to
 the channel of each of its route keys (the author's ``f:`` key and its stream keys, or
-the recipient's ``u:`` key: a bounded number per change, never one per follower). Redis
+the recipient's ``d:`` key: a bounded number per change, never one per follower). Redis
 runs scripts one at a time, so sequence order, log order and publish order are the same
 total order, whatever node appended: a node's one subscriber connection receives
 changes in increasing ``seq`` (``redis_bus`` relies on this to drop duplicates and to
@@ -28,9 +28,10 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
+from hub.backends import base
+from hub.backends.base import RouteKeys
 from hub.backends.redis_append import (
     APPEND_LUA,
-    RouteKeys,
     Templates,
     change_from_json,
     committed_changes,
@@ -41,12 +42,6 @@ from hub.records import Change, Interest, NewChange
 
 __all__ = ["RedisChangeLog"]
 
-MAX_EXAMINED = 20_000
-"""Most stream entries one :meth:`RedisChangeLog.read_since` may need: four times
-``protocol.limits.MAX_RESUME_EVENTS``. A read that would need more answers None (the
-client resyncs); it reads one entry past the cap to know. The user's and the followees'
-logs hold only matches, but a tag or thread stream is found by filtering ``log:posts``,
-so a cursor more than this many post changes behind gets None there."""
 
 _READ_BATCH = 500
 """Stream entries one round trip of a read fetches at most."""
@@ -86,11 +81,6 @@ def _changes(entries: Any) -> list[Change]:
     return [change_from_json(_seq(entry_id), fields["c"]) for entry_id, fields in pairs]
 
 
-def _is_broad(interest: Interest) -> bool:
-    """Whether the interest may match a post change of any author."""
-    return interest.public or bool(interest.tags) or bool(interest.threads)
-
-
 class _Scan:
     """What one read found so far, and the entries it examined, within its bounds:
     seqs after ``after`` up to ``end`` (the head when it started), ``limit`` matches
@@ -127,8 +117,8 @@ class _Scan:
 class RedisChangeLog:
     """ChangeLog implementation on Redis streams (see ``hub.backends.base``)."""
 
-    max_examined: int = MAX_EXAMINED
-    """The cap on stream entries one :meth:`read_since` examines (see :data:`MAX_EXAMINED`)."""
+    max_examined: int = base.MAX_EXAMINED
+    """The cap on stream entries one :meth:`read_since` examines (``base.MAX_EXAMINED``)."""
     examined: int = 0
     """Stream entries the last finished :meth:`read_since` examined (for tests and tuning)."""
 
@@ -179,7 +169,7 @@ class RedisChangeLog:
         if after > head:
             return None
         scan = _Scan(after, head, limit, self.max_examined)
-        broad = _is_broad(interest)
+        broad = interest.broad
         logs = [notes_log(interest.user)]
         if not broad:
             logs.extend(map(posts_log, sorted(interest.authors)))

@@ -30,8 +30,8 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from hub import changes
-from hub.backends.base import MissingRecord
-from hub.backends.redis_append import APPEND_LUA, RouteKeys, Templates, committed_changes
+from hub.backends.base import MissingRecord, RouteKeys
+from hub.backends.redis_append import APPEND_LUA, Templates, committed_changes
 from hub.backends.redis_link import Keys, script_runner, translate_errors
 from hub.backends.redis_pages import PROFILE_FIELDS, RedisPages, profile_from_fields
 from hub.names import DevicesKey

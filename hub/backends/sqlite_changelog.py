@@ -15,7 +15,7 @@ every post change in sequence order for ``public`` (``changes_of_posts``), the
 ``change_tags`` rows of a tag, the ``post``/``root``/``reply_to`` indexes of a thread —
 at most :data:`READ_CHUNK` entries per statement, yielding to the event loop in between,
 and answers None once more than ``limit`` changes match or more than
-:data:`MAX_EXAMINED` entries were examined.
+:data:`~hub.backends.base.MAX_EXAMINED` entries were examined.
 """
 
 from __future__ import annotations
@@ -27,12 +27,13 @@ from typing import Any
 
 import orjson
 
+from hub.backends import base
 from hub.backends.base import BusMessage
 from hub.backends.sqlite_schema import transaction
 from hub.names import LogKind, LogName, notes_log, posts_log
 from hub.records import Change, ChangeKind, Interest, NewChange
 
-__all__ = ["MAX_EXAMINED", "READ_CHUNK", "Publish", "SqliteChangeLog", "index_rows"]
+__all__ = ["READ_CHUNK", "Publish", "SqliteChangeLog", "index_rows"]
 
 Publish = Callable[[BusMessage], None]
 """Hands one committed message to the in-process bus."""
@@ -46,12 +47,6 @@ def _publish_all(publish: Publish, messages: list[BusMessage]) -> None:
 _COLUMNS = "seq, log, kind, created_at, author, post, root, reply_to, tags, recipient, data"
 _ALL_POSTS = "posts"  # the ``pruned`` row of every post log (no log is named so)
 
-MAX_EXAMINED = 20_000
-"""Most index entries one :meth:`SqliteChangeLog.read_since` may need: four times
-``protocol.limits.MAX_RESUME_EVENTS``. A read that would need more answers None (the
-client resyncs); it reads one entry past the cap to know. Every entry read is a change
-the interest matches, so only a change matched through several streams (two subscribed
-tags, a tag and a followee) counts more than once."""
 
 READ_CHUNK = 500
 """Entries (or logs, or rows) one statement of a read handles; the read yields to the
@@ -141,11 +136,6 @@ def _doomed(path: str, cutoff: int, per_log: int) -> list[tuple[int, str, str]]:
         db.close()
 
 
-def _is_broad(interest: Interest) -> bool:
-    """Whether the interest may match a post change of any author."""
-    return interest.public or bool(interest.tags) or bool(interest.threads)
-
-
 def _logs(interest: Interest) -> list[str]:
     """The logs the interest matches every change of: the user's notifications and the
     followees' posts (unless ``public`` reads every post change anyway)."""
@@ -199,8 +189,8 @@ class _Found:
 class SqliteChangeLog:
     """ChangeLog implementation on one SQLite connection (see ``hub.backends.base``)."""
 
-    max_examined: int = MAX_EXAMINED
-    """The cap on index entries one :meth:`read_since` examines (see :data:`MAX_EXAMINED`)."""
+    max_examined: int = base.MAX_EXAMINED
+    """The cap on index entries one :meth:`read_since` examines (``base.MAX_EXAMINED``)."""
     examined: int = 0
     """Index entries the last finished :meth:`read_since` examined (for tests and tuning)."""
 
@@ -276,7 +266,7 @@ class SqliteChangeLog:
     def _pruned_through(self, interest: Interest) -> int:
         """The highest sequence pruned from any log the interest could match."""
         logs = [notes_log(interest.user)]
-        if _is_broad(interest):
+        if interest.broad:
             logs.append(_ALL_POSTS)
         else:
             logs.extend(map(posts_log, interest.authors))

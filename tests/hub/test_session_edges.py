@@ -128,3 +128,41 @@ async def test_the_auth_timeout_does_not_count_the_time_auth_takes_to_run(
     assert (await client.call("ping"))["time"] > 0  # still open: not closed with 4003
     idle = await connect()
     assert await idle.closed_code() == CloseCode.AUTH_TIMEOUT  # waiting for auth still ends
+
+
+@pytest.mark.node_settings(auth_timeout=0.4)
+async def test_a_failed_slow_auth_leaves_the_time_that_was_left_for_a_retry(
+    node: Node, connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def stalled_bus() -> None:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(session_module, "SETTLE_TIMEOUT", 0.6)  # longer than the timeout
+    settled = node.bus.settled
+    monkeypatch.setattr(node.bus, "settled", stalled_bus)
+    client = await connect()
+    token = issue_token("ann", SECRET)
+    failed = await client.call_raw("auth", token=token)
+    assert isinstance(failed, ErrorReply) and failed.code is ErrorCode.UNAVAILABLE, failed
+    monkeypatch.setattr(node.bus, "settled", settled)
+    retried = await client.call_raw("auth", token=token)  # 0.6 s in: not closed with 4003
+    assert isinstance(retried, Reply), f"the retry after a 0.6 s failed auth got {retried}"
+
+
+async def test_a_follow_committed_while_signing_in_reaches_the_new_session(
+    node: Node, connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bob = await connect("bob")
+    other_device = await connect("ann")
+    followee_ids = node.store.followee_ids
+
+    async def read_then_follow(user: str) -> list[str]:
+        stale = await followee_ids(user)  # the read, then a follow commits before the
+        await other_device.call("follow", user="bob")  # session files its keys
+        return stale
+
+    monkeypatch.setattr(node.store, "followee_ids", read_then_follow)
+    signing_in = await connect("ann")
+    await bob.call("post", text="after the follow")
+    insert = await signing_in.next_event("feed.insert")
+    assert insert.data["text"] == "after the follow"
