@@ -61,6 +61,13 @@ CATCH_UP_SETTLE = 10.0
 """Seconds a catch-up waits for the bus to subscribe before it replays anyway."""
 
 
+PENDING_COUNTS_BATCH = 1000
+"""Pending like counters logged per start or prune round."""
+
+STALE_COUNTS = 10
+"""A like counter still pending after this many coalescing windows was left by a node
+that died: any node logs it (at start, every pending one)."""
+
 LISTEN_BACKLOG = 4096
 """Pending TCP connections the kernel queues for the node (capped by net.core.somaxconn).
 
@@ -126,6 +133,7 @@ class Node:
             )
         node = cls(settings, backends)
         await node._listen()
+        await node.service.log_pending_counts(_now_ms(), PENDING_COUNTS_BATCH)
         return node
 
     async def _listen(self) -> None:
@@ -267,13 +275,16 @@ class Node:
         await self.service.counts_change(post_id)
 
     async def _prune_forever(self) -> None:
-        """Prune every ``prune_interval``; a backend outage logs one WARNING, not one
-        traceback per attempt."""
+        """Every ``prune_interval``: prune, and log the like counters a node left pending
+        (it died inside its coalescing window). A backend outage logs one WARNING, not
+        one traceback per attempt."""
         failing = False
         while True:
             await asyncio.sleep(self.settings.prune_interval)
             try:
                 pruned = await self.changelog.prune(_now_ms())
+                stale = _now_ms() - round(self.settings.counts_window * 1000 * STALE_COUNTS)
+                await self.service.log_pending_counts(stale, PENDING_COUNTS_BATCH)
             except BackendUnavailable as exc:
                 if not failing:
                     log.warning("pruning the change log postponed: %s", exc)

@@ -203,9 +203,13 @@ class Store(Protocol):
         """
         ...
 
-    async def unlike(self, user: str, post_id: int) -> Committed[tuple[bool, int]]:
+    async def unlike(self, user: str, post_id: int, now: int) -> Committed[tuple[bool, int]]:
         """Withdraw a like (idempotent); value: (changed?, like count now). Commits no
-        change: the coalesced ``post.counts`` follows (:meth:`record_counts`)."""
+        change: the coalesced ``post.counts`` follows (:meth:`record_counts`).
+
+        A like or unlike that changed the counter marks the post *pending* in the same
+        commit, until :meth:`record_counts` logs the counter (see :meth:`pending_counts`).
+        """
         ...
 
     async def liked_among(self, user: str, post_ids: Sequence[int]) -> set[int]:
@@ -234,7 +238,13 @@ class Store(Protocol):
 
     async def record_counts(self, post_id: int, now: int) -> Committed[None]:
         """Commit one ``post.counts`` change with the post's current counters (none for
-        a deleted or missing post)."""
+        a deleted or missing post), and clear the post's pending mark with it."""
+        ...
+
+    async def pending_counts(self, marked_before: int, limit: int) -> list[int]:
+        """Posts (at most ``limit``) whose counter a like or unlike changed at or before
+        ``marked_before`` (ms) and no ``post.counts`` change has logged since: what a node
+        that died inside its coalescing window left to log."""
         ...
 
     async def notifications_page(

@@ -25,6 +25,7 @@ user's keys land in one slot.
 ``<ns>seq:change|post|follow|note``  counters (ids and the global change sequence)
 ``<ns>log:posts``                 stream: every post change (for public/tag/thread resume)
 ``<ns>logs``, ``<ns>pruned``, ``<ns>pruned:posts``  change-log bookkeeping
+``<ns>counts:pending``            zset post id -> ms: like counters not logged yet
 ``<ns>nodes``                     zset node id -> heartbeat expiry (ms, Redis clock)
 ``<ns>node:<id>:users``           set of users connected to that node
 ``<ns>c:<route key>``             pub/sub channel of a route key (``f:ann``, ``s:public``)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 
@@ -199,6 +199,7 @@ if ARGV[4] == '1' then changed = redis.call('SADD', KEYS[5], ARGV[3])
 else changed = redis.call('SREM', KEYS[5], ARGV[3]) end
 if changed == 0 then return {0, tonumber(redis.call('HGET', KEYS[4], 'likes'))} end
 local likes = redis.call('HINCRBY', KEYS[4], 'likes', tonumber(ARGV[4]))
+redis.call('ZADD', ns .. 'counts:pending', 'NX', ARGV[6], redis.call('HGET', KEYS[4], 'id'))
 if ARGV[5] == '' then return {1, likes} end
 notify(1, ARGV[5], 'like', ARGV[3], redis.call('HGET', KEYS[4], 'id'), ARGV[6])
 local out = committed(1)
@@ -206,8 +207,9 @@ table.insert(out, 2, likes)
 return out
 """
 
-# KEYS: (change log), post. ARGV: ns, (changes at)
+# KEYS: (change log), post. ARGV: ns, (changes at), post id
 _RECORD_COUNTS = """
+redis.call('ZREM', ns .. 'counts:pending', ARGV[3])
 if redis.call('HGET', KEYS[4], 'deleted') ~= '0' then return {0} end
 counts_of(KEYS[4])
 return committed(1)
@@ -392,14 +394,21 @@ class RedisStore(RedisPages):
         return Committed(gone, committed_changes(flat))
 
     async def record_counts(self, post_id: int, now: int) -> Committed[None]:
-        """Commit one ``post.counts`` change with the post's current counters."""
+        """Commit one ``post.counts`` change with the post's current counters, and clear
+        the post's pending mark."""
         post = await self.get_post(post_id)
-        if post is None:
-            return Committed(None)
         templates = self._templates()
-        templates.add(changes.counts(self._counted(templates, post), now))
-        _, *flat = await self._counts(templates.keys(self._k.post(post_id)), templates.args())
+        if post is not None:
+            templates.add(changes.counts(self._counted(templates, post), now))
+        keys = templates.keys(self._k.post(post_id))
+        _, *flat = await self._counts(keys, templates.args(post_id))
         return Committed(None, committed_changes(flat))
+
+    async def pending_counts(self, marked_before: int, limit: int) -> list[int]:
+        """Posts whose changed counter no ``post.counts`` change has logged yet."""
+        pending = self._k.global_("counts:pending")
+        found = await self._r.zrangebyscore(pending, "-inf", marked_before, start=0, num=limit)
+        return [int(cast("str", post_id)) for post_id in found]
 
     async def like(
         self, user: str, post_id: int, notify: str | None, now: int
@@ -415,9 +424,9 @@ class RedisStore(RedisPages):
             templates.add(changes.notified(notification, templates.hole("unread1"), now))
         return await self._like(templates, user, post_id, 1, notify or "", now)
 
-    async def unlike(self, user: str, post_id: int) -> Committed[tuple[bool, int]]:
+    async def unlike(self, user: str, post_id: int, now: int) -> Committed[tuple[bool, int]]:
         """Withdraw a like (idempotent); value: (changed?, like count now)."""
-        return await self._like(self._templates(), user, post_id, -1, "", 0)
+        return await self._like(self._templates(), user, post_id, -1, "", now)
 
     async def _like(  # noqa: PLR0917 - the script's arguments, in its order
         self, templates: Templates, user: str, post_id: int, delta: int, notify: str, now: int

@@ -137,7 +137,17 @@ deleted with it; back-filled here); partial indexes find the post changes in seq
 order (``public``) and those of a thread by ``post``, ``root`` or ``reply_to``; the
 ``pruned`` row ``posts`` is the highest sequence pruned from any post log."""
 
-MIGRATIONS: list[str] = [_V1, _V2]
+_V3 = """
+CREATE TABLE counts_pending (
+    post_id INTEGER PRIMARY KEY,
+    since   INTEGER NOT NULL
+);
+"""
+"""A like or unlike marks its post here in its own transaction; the ``post.counts``
+change that carries the new counter clears the mark in its transaction, so a counter no
+change has logged yet is always findable (``SqliteStore.pending_counts``)."""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3]
 """SQL scripts; entry ``i`` migrates schema version ``i`` to ``i + 1``."""
 
 

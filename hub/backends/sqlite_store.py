@@ -274,11 +274,21 @@ class SqliteStore:
         return [] if post is None else [changes.counts(post, now)]
 
     async def record_counts(self, post_id: int, now: int) -> Committed[None]:
-        """Commit one ``post.counts`` change with the post's current counters."""
+        """Commit one ``post.counts`` change with the post's current counters, and clear
+        the post's pending mark."""
         with transaction(self._db) as db:
+            db.execute("DELETE FROM counts_pending WHERE post_id = ?", (post_id,))
             committed = self._commit_changes(db, self._counts_of(post_id, now))
         self._log.announce(committed)
         return Committed(None, committed)
+
+    async def pending_counts(self, marked_before: int, limit: int) -> list[int]:
+        """Posts whose changed counter no ``post.counts`` change has logged yet."""
+        rows = self._db.execute(
+            "SELECT post_id FROM counts_pending WHERE since <= ? ORDER BY since LIMIT ?",
+            (marked_before, limit),
+        )
+        return [post_id for (post_id,) in rows]
 
     async def get_post(self, post_id: int) -> Post | None:
         """The post, or None when it does not exist or was deleted."""
@@ -324,13 +334,13 @@ class SqliteStore:
         A new like commits a ``like`` notification for ``notify`` (the author), if any.
         """
         statement = "INSERT OR IGNORE INTO likes (post_id, user) VALUES (?, ?)"
-        liked = None if notify is None else (Notice(notify, "like"), now)
-        return self._set_like(user, post_id, statement, 1, liked)
+        liked = None if notify is None else Notice(notify, "like")
+        return self._set_like(user, post_id, statement, 1, liked, now)
 
-    async def unlike(self, user: str, post_id: int) -> Committed[tuple[bool, int]]:
+    async def unlike(self, user: str, post_id: int, now: int) -> Committed[tuple[bool, int]]:
         """Withdraw a like (idempotent); value: (changed?, like count now)."""
         statement = "DELETE FROM likes WHERE post_id = ? AND user = ?"
-        return self._set_like(user, post_id, statement, -1, None)
+        return self._set_like(user, post_id, statement, -1, None, now)
 
     async def liked_among(self, user: str, post_ids: Sequence[int]) -> set[int]:
         """Which of ``post_ids`` ``user`` likes (unknown ids are simply not in the set)."""
@@ -343,16 +353,17 @@ class SqliteStore:
         )
         return {post_id for (post_id,) in rows}
 
-    def _set_like(
+    def _set_like(  # noqa: PLR0917 - the like/unlike statement and its context
         self,
         user: str,
         post_id: int,
         statement: str,
         delta: int,
-        notify: tuple[Notice, int] | None,
+        notify: Notice | None,
+        now: int,
     ) -> Committed[tuple[bool, int]]:
-        """Run the like/unlike ``statement``; keep the post's counter in step; commit the
-        ``(notice, time)`` of a new like, if any."""
+        """Run the like/unlike ``statement``; keep the post's counter in step and mark it
+        pending; commit the notification of a new like, if any."""
         committed: tuple[Change, ...] = ()
         try:
             with transaction(self._db) as db:
@@ -360,8 +371,12 @@ class SqliteStore:
                 changed = db.execute(statement, (post_id, user)).rowcount == 1
                 if changed:
                     db.execute("UPDATE posts SET likes = likes + ? WHERE id = ?", (delta, post_id))
+                    db.execute(
+                        "INSERT OR IGNORE INTO counts_pending (post_id, since) VALUES (?, ?)",
+                        (post_id, now),
+                    )
                 if changed and notify is not None:
-                    notice = self._notify(db, notify[0], user, post_id, notify[1])
+                    notice = self._notify(db, notify, user, post_id, now)
                     committed = self._commit_changes(db, [notice])
                 likes += delta if changed else 0
         except sqlite3.IntegrityError as exc:

@@ -174,7 +174,7 @@ class SocialService:
     async def unlike(self, actor: str, post_id: int) -> Committed[tuple[bool, int]]:
         """Withdraw a like (idempotent); value: (changed?, likes now)."""
         await self._post(post_id)
-        return await self._store.unlike(actor, post_id)
+        return await self._store.unlike(actor, post_id, self._clock())
 
     async def counts_change(self, post_id: int) -> Committed[None]:
         """Commit one ``post.counts`` change with the post's current counters.
@@ -182,6 +182,15 @@ class SocialService:
         Nothing is committed when the post was deleted meanwhile.
         """
         return await self._store.record_counts(post_id, self._clock())
+
+    async def log_pending_counts(self, marked_before: int, limit: int) -> int:
+        """Log the counters that likes changed at or before ``marked_before`` (ms) and no
+        ``post.counts`` change logged yet (a node died inside its coalescing window);
+        return how many posts were logged."""
+        pending = await self._store.pending_counts(marked_before, limit)
+        for post_id in pending:
+            await self._store.record_counts(post_id, self._clock())
+        return len(pending)
 
     # -- feeds ---------------------------------------------------------------------------
 

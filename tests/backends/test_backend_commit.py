@@ -102,7 +102,7 @@ async def test_likes_edits_deletes_and_counts_commit_their_changes(
     assert liked.value == (True, 1)
     assert [(c.kind, c.recipient) for c in liked.changes] == [(ChangeKind.NOTIFICATION, "ann")]
     assert (await store.like("cat", root.id, "ann", 13)).changes == ()
-    assert (await store.unlike("cat", root.id)).changes == ()
+    assert (await store.unlike("cat", root.id, 13)).changes == ()
     (counts,) = (await store.record_counts(root.id, 14)).changes
     assert counts.data == {"id": root.id, "likes": 0, "replies": 1}
     (edit,) = (await store.edit_post(root.id, "now #b", ("b",), (), 15)).changes
@@ -137,3 +137,22 @@ async def test_a_bus_that_lost_messages_reports_a_gap_first(
         await backend.bus.settled()
     (later,) = await backend.changelog.append([post_change("ann", 3)])
     assert (await got.take(1))[-1] == later
+
+
+async def test_a_changed_like_counter_stays_pending_until_a_counts_change_logs_it(
+    backend: Backends, store: Store
+) -> None:
+    post = (await store.create_post("ann", "hi", None, None, (), (), (), 10)).value
+    assert await store.pending_counts(10**15, 10) == []
+    await store.like("bob", post.id, "ann", 20)
+    await store.like("bob", post.id, "ann", 25)  # no change: the mark keeps its time
+    assert await store.pending_counts(19, 10) == []
+    assert await store.pending_counts(20, 10) == [post.id]
+    (counts,) = (await store.record_counts(post.id, 30)).changes
+    assert counts.data == {"id": post.id, "likes": 1, "replies": 0}
+    assert await store.pending_counts(10**15, 10) == []
+    await store.unlike("bob", post.id, 40)
+    assert await store.pending_counts(10**15, 10) == [post.id]
+    await store.delete_post(post.id, 50)
+    assert (await store.record_counts(post.id, 60)).changes == ()  # deleted: nothing to log
+    assert await store.pending_counts(10**15, 10) == []  # but the mark is cleared

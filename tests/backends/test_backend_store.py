@@ -128,8 +128,8 @@ async def test_likes_are_idempotent(store: Store) -> None:
     assert (await store.like("bob", target.id, None, 11)).value == (True, 1)
     assert (await store.like("bob", target.id, None, 12)).value == (False, 1)
     assert (await store.like("cat", target.id, None, 13)).value == (True, 2)
-    assert (await store.unlike("bob", target.id)).value == (True, 1)
-    assert (await store.unlike("bob", target.id)).value == (False, 1)
+    assert (await store.unlike("bob", target.id, 14)).value == (True, 1)
+    assert (await store.unlike("bob", target.id, 14)).value == (False, 1)
     liked = await store.get_post(target.id)
     assert liked is not None and liked.likes == 1
 
@@ -139,7 +139,7 @@ async def test_liked_among_says_which_posts_a_user_likes(store: Store) -> None:
     await store.like("bob", first.id, None, 11)
     await store.like("bob", third.id, None, 11)
     await store.like("cat", second.id, None, 11)
-    await store.unlike("bob", third.id)
+    await store.unlike("bob", third.id, 12)
     assert await store.liked_among("bob", [first.id, second.id, third.id, 999]) == {first.id}
     assert await store.liked_among("cat", [first.id, second.id]) == {second.id}
     assert await store.liked_among("bob", []) == set()

@@ -11,7 +11,12 @@ from typing import Any
 import pytest
 
 from hub import session as session_module
+from hub.backends.bundle import open_embedded
+from hub.config import Settings
 from hub.node import Node
+from hub.records import ChangeKind
+from hub.routing import interest_of
+from hub.social import SocialService
 from hub.tokens import issue_token
 from protocol import ErrorReply, Reply
 from protocol.errors import CloseCode, ErrorCode
@@ -166,3 +171,27 @@ async def test_a_follow_committed_while_signing_in_reaches_the_new_session(
     await bob.call("post", text="after the follow")
     insert = await signing_in.next_event("feed.insert")
     assert insert.data["text"] == "after the follow"
+
+
+async def test_a_like_counter_left_pending_by_a_dead_node_is_logged_at_the_next_start(
+    settings: Settings,
+) -> None:
+    """A node that died inside its coalescing window left a like's counter unlogged: the
+    next node to start logs it, so the change log catches up with what pages show."""
+    backends = await open_embedded(
+        settings.data_dir, synchronous="normal", retention_seconds=900, retention_per_log=1000
+    )
+    service = SocialService(backends.store, lambda: 1000)
+    for user in ("ann", "bob"):
+        await service.sign_in(user)
+    post = (await service.create_post("ann", "hi", None)).value
+    await service.like("bob", post.id)  # ... and the node dies before its counts change
+    await backends.close()
+    node = await Node.start(settings)
+    try:
+        logged = await node.changelog.read_since(0, interest_of("ann", []), 100)
+        assert logged is not None
+        counts = [c.data for c in logged if c.kind == ChangeKind.POST_COUNTS]
+        assert counts == [{"id": post.id, "likes": 1, "replies": 0}], f"logged {counts}"
+    finally:
+        await node.drain()
