@@ -68,6 +68,10 @@ STALE_COUNTS = 10
 """A like counter still pending after this many coalescing windows was left by a node
 that died: any node logs it (at start, every pending one)."""
 
+DRAIN_QUIET = 0.5
+"""Seconds without any request a drain waits for before the 4000 close (see
+:meth:`Node._quiet`)."""
+
 LISTEN_BACKLOG = 4096
 """Pending TCP connections the kernel queues for the node (capped by net.core.somaxconn).
 
@@ -102,6 +106,7 @@ class Node:
         self.draining = False
         """Whether the node is shutting down (:meth:`drain`): new requests are refused."""
         self._in_flight = 0
+        self._last_request = 0.0
         self._idle = asyncio.Event()
         self._idle.set()
         self._catching_up = Background()
@@ -205,6 +210,10 @@ class Node:
         self.metrics.connections.dec()
         await self.presence.disconnected(session.user)
 
+    def request_arrived(self) -> None:
+        """A session received a request (served or refused): drain waits for quiet."""
+        self._last_request = asyncio.get_running_loop().time()
+
     def request_started(self) -> None:
         """A session began handling a request (drain waits for it to finish)."""
         self._in_flight += 1
@@ -307,9 +316,12 @@ class Node:
            stays open; every session gets a ``notice`` (kind ``draining``) at once, and
            from now on requests are answered ``unavailable`` (retry on another node);
         2. requests already running finish and are answered;
-        3. every connection is pinged and its pong awaited: what a client sent before it
-           read the notice arrives before its pong, so it has been answered too (a
-           client sends nothing after the notice, SPEC section 5);
+        3. every connection is pinged and its pong awaited (what a client sent before
+           its library read the notice arrives before its pong), then the node waits for
+           :data:`DRAIN_QUIET` seconds without any request (an application may read the
+           notice a little after its library answered the ping): everything sent
+           before the notice was read has been answered (a client sends nothing after
+           it, SPEC section 5);
         4. close code 4000 (draining): clients reconnect, to another node if there is
            one, and resume. Each of the waits in steps 2 and 3 (for running requests,
            for pongs, for the requests before them) is bounded by ``drain_timeout``.
@@ -353,10 +365,22 @@ class Node:
             _, late = await asyncio.wait(pongs, timeout=timeout)
             for pong in late:
                 pong.cancel()
-        await asyncio.sleep(0)  # the sessions take the frames that came before the pongs
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                await self._idle.wait()
+                await self._quiet()
+
+    async def _quiet(self) -> None:
+        """Return once no request is running and none arrived for :data:`DRAIN_QUIET`
+        seconds. A client library answers a ping as soon as it parses it, possibly
+        before its application has read the notice queued ahead of it; such a client
+        may still send a request or two, which are answered ``unavailable`` meanwhile."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._idle.wait()
+            calm = loop.time() - self._last_request
+            if calm >= DRAIN_QUIET:
+                return
+            await asyncio.sleep(DRAIN_QUIET - calm)
 
 
 def _forget_handshake_headers(connection: ServerConnection) -> None:

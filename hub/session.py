@@ -81,6 +81,9 @@ class SessionHost(Protocol):
     async def session_ended(self, session: Session) -> None:
         """An authenticated session ended (or its ``auth`` was undone)."""
 
+    def request_arrived(self) -> None:
+        """A request came in (drain waits for a quiet moment)."""
+
     def request_started(self) -> None:
         """A request began (drain waits for it)."""
 
@@ -272,6 +275,7 @@ class Session:
 
     async def _handle(self, request: Request) -> None:
         self.node.metrics.messages_in.inc()
+        self.node.request_arrived()
         name = request.op.NAME
         verdict = self.core.receive_request(name, self.node.draining)
         if isinstance(verdict, Cut):
