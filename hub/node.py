@@ -378,7 +378,7 @@ class Node:
         while True:
             await self._idle.wait()
             calm = loop.time() - self._last_request
-            if calm >= DRAIN_QUIET:
+            if calm >= DRAIN_QUIET or not any(True for _ in self.open_connections()):
                 return
             await asyncio.sleep(DRAIN_QUIET - calm)
 
