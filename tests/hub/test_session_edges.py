@@ -120,19 +120,21 @@ async def test_drain_answers_503_finishes_in_flight_requests_then_closes(
 async def test_the_auth_timeout_does_not_count_the_time_auth_takes_to_run(
     node: Node, connect: Connect, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sign_in = node.service.sign_in
+    sign_in, released = node.service.sign_in, asyncio.Event()
 
-    async def slow_sign_in(user: str) -> Any:
-        await asyncio.sleep(0.6)  # the injected fault: a sign-in slower than the timeout
+    async def stalled_sign_in(user: str) -> Any:
+        await released.wait()  # the injected fault: a sign-in that outlasts the timeout
         return await sign_in(user)
 
-    monkeypatch.setattr(node.service, "sign_in", slow_sign_in)
+    monkeypatch.setattr(node.service, "sign_in", stalled_sign_in)
     client = await connect()
-    reply = await client.call_raw("auth", token=issue_token("ann", SECRET))
-    assert isinstance(reply, Reply), f"an auth that ran 0.6 s (timeout 0.3 s) got {reply}"
-    assert (await client.call("ping"))["time"] > 0  # still open: not closed with 4003
-    idle = await connect()
+    auth = asyncio.create_task(client.call_raw("auth", token=issue_token("ann", SECRET)))
+    idle = await connect()  # opened later: once it is timed out, so was ann's first wait
     assert await idle.closed_code() == CloseCode.AUTH_TIMEOUT  # waiting for auth still ends
+    released.set()
+    reply = await auth
+    assert isinstance(reply, Reply), f"an auth that outlasted its 0.3 s timeout got {reply}"
+    assert (await client.call("ping"))["time"] > 0  # still open: not closed with 4003
 
 
 @pytest.mark.node_settings(auth_timeout=0.4)
