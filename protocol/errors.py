@@ -36,6 +36,8 @@ class ErrorCode(StrEnum):
     """The hub cannot serve this right now (its backend is down); retry later."""
     INTERNAL = "internal"
     """A bug in the hub; the request may or may not have taken effect."""
+    BLOCKED = "blocked"
+    """A block between the two users forbids this (follow, reply, like, message)."""
 
 
 class CloseCode(IntEnum):
@@ -49,6 +51,9 @@ class CloseCode(IntEnum):
     """The node hit an internal error on this connection: reconnect and resume."""
     AUTH_TIMEOUT = 4003
     """No ``auth`` request arrived in time: reconnect and authenticate promptly."""
+    TOO_MANY_CONNECTIONS = 4004
+    """The user already holds the maximum number of connections: close one, or
+    reconnect later with backoff."""
     UNAUTHORIZED = 4500
     """The token was rejected or expired: get a new token before reconnecting."""
     PROTOCOL_ERROR = 4501
