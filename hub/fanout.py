@@ -3,8 +3,9 @@
 The bus listener hands every change to :meth:`LocalFanout.deliver`, which asks
 :mod:`hub.routing` for the change's events, encodes each event once per codec (via
 :class:`protocol.PreparedEvent`) and queues a reference to the same bytes on every
-recipient's outbox. Nothing here awaits: a delivery costs a set lookup and a list append
-per recipient.
+recipient's outbox, except those whose shield hides the change's author (a block or a
+mute, ``hub.shield``). Nothing here awaits: a delivery costs two set lookups and a list
+append per recipient.
 
 The index also reference-counts route keys for a shared bus: the first local session
 under a key calls ``watch(key)``, the last one to leave calls ``unwatch(key)``, so a node
@@ -19,6 +20,7 @@ from typing import Protocol
 from hub.names import RouteKey
 from hub.records import Change, PresenceChange
 from hub.routing import presence_route, routes_for
+from hub.shield import Shield
 from protocol import PreparedEvent
 
 __all__ = ["LocalFanout", "Recipient"]
@@ -30,6 +32,10 @@ class Recipient(Protocol):
     @property
     def user(self) -> str:
         """The recipient's user id."""
+
+    @property
+    def shield(self) -> Shield:
+        """Whose events the recipient does not get (blocks and mutes)."""
 
     def send_event(self, seq: int | None, event: PreparedEvent) -> None:
         """Queue a live event (``seq`` is its change's sequence, None when ephemeral)."""
@@ -69,14 +75,18 @@ class LocalFanout:
     def deliver(self, change: Change) -> int:
         """Queue ``change``'s events on every interested local session; return deliveries."""
         delivered = 0
+        author = change.author
         for keys, event in routes_for(change):
             recipients = self._recipients(keys)
             if not recipients:
                 continue
             prepared = PreparedEvent(event)
             for recipient in recipients:
+                shield = recipient.shield
+                if author in shield.hidden and shield.hides(author):
+                    continue
                 recipient.send_event(change.seq, prepared)
-            delivered += len(recipients)
+                delivered += 1
         return delivered
 
     def deliver_presence(self, change: PresenceChange) -> int:

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from hub.records import Page, Post
-from hub.social import SocialService
-from hub.wire import notification_to_wire, post_to_wire, profile_to_wire
+from hub.records import Page, Post, RelationKind
+from hub.shield import NO_SHIELD, Shield
+from hub.social import DomainError, SocialService
+from hub.social.service import Hides
+from hub.wire import notification_to_wire, post_to_wire, profile_to_wire, relation_to_wire
 from protocol import ops
 from protocol.errors import ErrorCode, ProtocolError
 
@@ -21,6 +23,13 @@ __all__ = ["Handlers"]
 
 def _page(page: Page[Any], convert: Any) -> dict[str, Any]:
     return {"items": [convert(item) for item in page.items], "next": page.next}
+
+
+def _blocks(shield: Shield) -> Hides:
+    """Whether a block (either way) stands between the shield's user and another: such
+    users' profiles, posts and presence are hidden (a mute hides posts and
+    notifications only)."""
+    return lambda other: other in shield.blocked or other in shield.blocked_by
 
 
 class Handlers:
@@ -42,11 +51,16 @@ class Handlers:
         self._touch_counts = touch_counts
         self._online = online
 
-    async def dispatch(self, user: str, op: ops.Operation) -> Mapping[str, Any]:
-        """Run ``op`` for ``user``; raise DomainError or ProtocolError on refusal."""
+    async def dispatch(
+        self, user: str, op: ops.Operation, shield: Shield = NO_SHIELD
+    ) -> Mapping[str, Any]:
+        """Run ``op`` for ``user``, whose blocks and mutes ``shield`` holds; raise
+        DomainError or ProtocolError on refusal."""
         service = self._service
         match op:
             case ops.GetProfile(user=target):
+                if _blocks(shield)(target):
+                    raise DomainError(ErrorCode.NOT_FOUND, f"no user {target!r}")
                 return profile_to_wire(await service.get_profile(target))
             case ops.UpdateProfile(name=name, bio=bio):
                 profile = await service.update_profile(user, name, bio)
@@ -58,10 +72,10 @@ class Handlers:
                 await service.unfollow(user, target)
                 return {"user": target, "following": False}
             case ops.Followers(user=target, before=before, limit=limit):
-                page = await service.followers(target, before, limit)
+                page = await service.followers(target, before, limit, _blocks(shield))
                 return _page(page, profile_to_wire)
             case ops.Following(user=target, before=before, limit=limit):
-                page = await service.following(target, before, limit)
+                page = await service.following(target, before, limit, _blocks(shield))
                 return _page(page, profile_to_wire)
             case ops.CreatePost(text=text, reply_to=reply_to):
                 created = await service.create_post(user, text, reply_to)
@@ -80,7 +94,29 @@ class Handlers:
                     self._touch_counts(post_id)
                 return {"post": post_id, "liked": liking, "likes": likes}
             case _:
-                return await self._read(user, op)
+                return await self._relate(user, op) or await self._read(user, op, shield)
+
+    async def _relate(self, user: str, op: ops.Operation) -> Mapping[str, Any] | None:
+        """Block and mute operations (None for any other operation)."""
+        service = self._service
+        match op:
+            case ops.Block(user=target):
+                await service.block(user, target)
+                return {"user": target, "blocked": True}
+            case ops.Unblock(user=target):
+                await service.unblock(user, target)
+                return {"user": target, "blocked": False}
+            case ops.Mute(user=target, until=until):
+                await service.mute(user, target, until)
+                return {"user": target, "muted": True, "until": until}
+            case ops.Unmute(user=target):
+                await service.unmute(user, target)
+                return {"user": target, "muted": False}
+            case ops.Blocks(before=before, limit=limit) | ops.Mutes(before=before, limit=limit):
+                kind = RelationKind.BLOCK if isinstance(op, ops.Blocks) else RelationKind.MUTE
+                page = await service.relations_page(user, kind, before, limit)
+                return _page(page, relation_to_wire)
+        return None
 
     async def _posts(self, viewer: str, posts: Sequence[Post]) -> list[dict[str, Any]]:
         """Wire maps of ``posts`` with ``liked`` as the viewer sees it."""
@@ -91,28 +127,35 @@ class Handlers:
         """A page of posts on the wire, with ``liked`` as the viewer sees it."""
         return {"items": await self._posts(viewer, page.items), "next": page.next}
 
-    async def _read(self, user: str, op: ops.Operation) -> Mapping[str, Any]:
+    async def _read(self, user: str, op: ops.Operation, shield: Shield) -> Mapping[str, Any]:
         service = self._service
+        hides = shield.hides
         match op:
             case ops.GetPost(post=post_id):
-                return (await self._posts(user, [await service.get_post(post_id)]))[0]
+                post = await service.get_post(post_id, _blocks(shield))
+                return (await self._posts(user, [post]))[0]
             case ops.FeedHome(before=before, limit=limit):
-                return await self._post_page(user, await service.home_page(user, before, limit))
+                page = await service.home_page(user, before, limit, hides)
+                return await self._post_page(user, page)
             case ops.FeedUser(user=target, before=before, limit=limit):
-                return await self._post_page(user, await service.user_page(target, before, limit))
+                page = await service.user_page(target, before, limit, hides)
+                return await self._post_page(user, page)
             case ops.FeedPublic(before=before, limit=limit):
-                return await self._post_page(user, await service.public_page(before, limit))
+                page = await service.public_page(before, limit, hides)
+                return await self._post_page(user, page)
             case ops.FeedHashtag(tag=tag, before=before, limit=limit):
-                return await self._post_page(user, await service.hashtag_page(tag, before, limit))
+                page = await service.hashtag_page(tag, before, limit, hides)
+                return await self._post_page(user, page)
             case ops.FeedReplies(post=post_id, before=before, limit=limit):
-                replies = await service.replies_page(post_id, before, limit)
-                return await self._post_page(user, replies)
+                page = await service.replies_page(post_id, before, limit, hides)
+                return await self._post_page(user, page)
             case ops.Notifications(before=before, limit=limit):
-                page, unread = await service.notifications(user, before, limit)
-                return {**_page(page, notification_to_wire), "unread": unread}
+                notes, unread = await service.notifications(user, before, limit, hides)
+                return {**_page(notes, notification_to_wire), "unread": unread}
             case ops.MarkRead(up_to=up_to):
                 return {"unread": await service.mark_read(user, up_to)}
             case ops.Presence(users=users):
-                online = await self._online(list(users))
+                blocks = _blocks(shield)
+                online = await self._online([u for u in users if not blocks(u)])
                 return {"online": [u for u in users if u in online]}
         raise ProtocolError(ErrorCode.UNKNOWN_OP, f"operation {op.NAME} is not served here")

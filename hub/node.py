@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Iterable
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -35,6 +34,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from hub.backends.base import BackendUnavailable, BusGap, BusMessage, FollowChange
 from hub.backends.bundle import Backends, open_embedded, open_redis
 from hub.background import Background, stop_task
+from hub.clock import now_ms
 from hub.config import Settings
 from hub.counters import CountCoalescer
 from hub.fanout import LocalFanout
@@ -45,7 +45,7 @@ from hub.metrics import NodeMetrics
 from hub.names import FollowersKey, RouteKey
 from hub.outbox import Flusher, cut
 from hub.presence import PresenceAnnouncer
-from hub.records import PresenceChange
+from hub.records import PresenceChange, RelationChange, RelationKind
 from hub.routing import route_keys
 from hub.session import Session
 from hub.social import SocialService
@@ -79,10 +79,6 @@ asyncio's default of 100 overflows in a reconnect storm: the kernel drops SYNs a
 dropped client waits out a one-second (then three-second) retransmit."""
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 class Node:
     """A running hub node; create with :meth:`start`, stop with :meth:`drain`."""
 
@@ -94,7 +90,7 @@ class Node:
         self._backends = backends
         self.secret = settings.secret or load_or_create_secret(settings.data_dir)
         self.metrics = NodeMetrics()
-        self.service = SocialService(self.store, _now_ms)
+        self.service = SocialService(self.store, now_ms)
         self.fanout = LocalFanout(self.bus.watch, self.bus.unwatch)
         self.flusher = Flusher(asyncio.get_running_loop(), self.metrics.frames_out.inc)
         self.presence = PresenceAnnouncer(
@@ -138,7 +134,7 @@ class Node:
             )
         node = cls(settings, backends)
         await node._listen()
-        await node.service.log_pending_counts(_now_ms(), PENDING_COUNTS_BATCH)
+        await node.service.log_pending_counts(now_ms(), PENDING_COUNTS_BATCH)
         return node
 
     async def _listen(self) -> None:
@@ -240,6 +236,9 @@ class Node:
         if isinstance(message, FollowChange):
             self._refollow(message)
             return
+        if isinstance(message, RelationChange):
+            self._relate(message)
+            return
         if isinstance(message, BusGap):
             self._catch_up(list(self.all_sessions()), message.after)
             return
@@ -263,6 +262,24 @@ class Node:
                 session.remove_keys(key)
         if change.following:
             self._catch_up(sessions, change.after)
+
+    def _relate(self, change: RelationChange) -> None:
+        """A block or mute made or lifted (on any node): update the shields of this
+        node's sessions of both users, and tell the actor's devices (a ``relation``
+        event); the other user hears nothing."""
+        if change.to in {None, change.target}:
+            for session in self.local_sessions(change.target):
+                session.relation_changed(change)
+        if change.to not in {None, change.actor}:
+            return
+        if change.kind is RelationKind.BLOCK:
+            data = {"user": change.target, "blocked": change.on}
+        else:
+            data = {"user": change.target, "muted": change.on, "until": change.until}
+        event = PreparedEvent(Event(EventType.RELATION, None, data))
+        for session in self.local_sessions(change.actor):
+            session.relation_changed(change)
+            session.send_event(None, event)
 
     def _catch_up(self, sessions: list[Session], after: int) -> None:
         """Hold ``sessions``' live events now; replay the log after ``after`` once the
@@ -291,8 +308,8 @@ class Node:
         while True:
             await asyncio.sleep(self.settings.prune_interval)
             try:
-                pruned = await self.changelog.prune(_now_ms())
-                stale = _now_ms() - round(self.settings.counts_window * 1000 * STALE_COUNTS)
+                pruned = await self.changelog.prune(now_ms())
+                stale = now_ms() - round(self.settings.counts_window * 1000 * STALE_COUNTS)
                 await self.service.log_pending_counts(stale, PENDING_COUNTS_BATCH)
             except BackendUnavailable as exc:
                 if not failing:

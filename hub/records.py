@@ -7,11 +7,12 @@ Plain frozen dataclasses: stores return them, the domain reasons about them and
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 __all__ = [
+    "Barriers",
     "Change",
     "ChangeKind",
     "Committed",
@@ -23,6 +24,10 @@ __all__ = [
     "Post",
     "PresenceChange",
     "Profile",
+    "Relation",
+    "RelationChange",
+    "RelationKind",
+    "Relations",
 ]
 
 T = TypeVar("T")
@@ -162,6 +167,59 @@ class Notice:
 
     user: str
     kind: str
+
+
+class RelationKind(StrEnum):
+    """The two ways a user keeps another away."""
+
+    BLOCK = "block"
+    """Both ways: neither sees the other, follows end, interactions are refused."""
+    MUTE = "mute"
+    """One way, silently: the muter does not see the muted user's posts or notifications."""
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    """One entry of a user's block or mute list: the other ``user`` and, for a mute, when
+    it ends (``until``, ms since the epoch; None until lifted)."""
+
+    user: str
+    until: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Relations:
+    """Everything that keeps other users away from one user: whom they ``blocked``, who
+    ``blocked_by`` them, and whom they ``muted`` (with each mute's end, None for none)."""
+
+    blocked: frozenset[str] = frozenset()
+    blocked_by: frozenset[str] = frozenset()
+    muted: Mapping[str, int | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Barriers:
+    """What stands between an actor and some other users right now: ``blocked`` holds
+    those with a block either way, ``muting`` those who mute the actor."""
+
+    blocked: frozenset[str] = frozenset()
+    muting: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class RelationChange:
+    """``actor`` started (``on``) or stopped blocking or muting ``target``; a mute may end
+    at ``until`` (ms). Published with the write's commit (never logged), so that every
+    node updates the relations of both users' sessions."""
+
+    actor: str
+    target: str
+    kind: RelationKind
+    on: bool
+    until: int | None = None
+    to: str | None = None
+    """Whose sessions this copy is for (the actor or the target), when a shared bus
+    carries one copy on each user's channel; None: both users'."""
 
 
 @dataclass(frozen=True, slots=True)

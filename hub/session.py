@@ -29,14 +29,17 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from hub.backends.base import BackendUnavailable, Bus, ChangeLog, Store
+from hub.clock import now_ms
 from hub.config import Settings
 from hub.fanout import LocalFanout
 from hub.handlers import Handlers
 from hub.metrics import NodeMetrics
 from hub.names import DevicesKey, FollowersKey, RouteKey, Stream, StreamKey
 from hub.outbox import Flusher, Outbox, cut
+from hub.records import RelationChange, Relations
 from hub.routing import interest_of
 from hub.session_core import REPLAY_SHARE, Cut, Limits, SessionCore, State, plan_replay
+from hub.shield import NO_SHIELD, Shield
 from hub.social import SocialService
 from hub.social.errors import DomainError
 from hub.tokens import TokenError, verify_token
@@ -103,6 +106,7 @@ class Session:
         "core",
         "node",
         "outbox",
+        "shield",
     )
 
     def __init__(self, node: SessionHost, connection: ServerConnection, codec: Codec) -> None:
@@ -127,6 +131,7 @@ class Session:
         self._replaying = asyncio.Lock()
         self._closing: asyncio.Task[None] | None = None
         self._auth_deadline: asyncio.Timeout | None = None
+        self.shield = NO_SHIELD
 
     @property
     def user(self) -> str:
@@ -327,7 +332,7 @@ class Session:
                 return {"stream": stream, "subscribed": False}
             case ops.Resume(cursor=cursor):
                 return await self.resume(cursor)
-        return await self.node.handlers.dispatch(self.user, op)
+        return await self.node.handlers.dispatch(self.user, op, self.shield)
 
     # -- authentication, routing and resume ----------------------------------------
 
@@ -368,6 +373,9 @@ class Session:
         """
         await self._settled()
         followees = await self.node.store.followee_ids(user)
+        relations = await self.node.store.relations(user, now_ms())
+        if relations != Relations():
+            self.shield = Shield(user, relations)
         self.add_keys([FollowersKey(user), *map(FollowersKey, followees)])
         for stream in streams:
             self.subscribe(stream)
@@ -431,6 +439,12 @@ class Session:
         self.core.replied_up_to(last)
         return result
 
+    def relation_changed(self, change: RelationChange) -> None:
+        """Take in a block or mute that concerns this session's user (made on any node)."""
+        if self.shield is NO_SHIELD:
+            self.shield = Shield(self.user)
+        self.shield.apply(change)
+
     def hold(self) -> None:
         """Hold live events until the matching :meth:`catch_up` has replayed."""
         self.core.hold()
@@ -485,6 +499,7 @@ class Session:
             keys=self.keys,
             encode=self.codec.encode_event,
             budget=self.outbox.limit // REPLAY_SHARE,
+            hides=self.shield.hides,
         )
         self._push_all(replay.messages)
         return replay.result, replay.last

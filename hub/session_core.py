@@ -56,7 +56,20 @@ __all__ = [
 ]
 
 WRITE_OPS = frozenset(
-    {"post", "edit", "delete", "like", "unlike", "follow", "unfollow", "profile.update"}
+    {
+        "post",
+        "edit",
+        "delete",
+        "like",
+        "unlike",
+        "follow",
+        "unfollow",
+        "profile.update",
+        "block",
+        "unblock",
+        "mute",
+        "unmute",
+    }
 )
 """Operations that count against the stricter per-connection write rate."""
 
@@ -132,19 +145,22 @@ def plan_replay(
     keys: set[RouteKey],
     encode: Callable[[Event], bytes],
     budget: int,
+    hides: Callable[[str], bool] = lambda author: False,
 ) -> Replay:
     """The events ``keys`` should get from ``changes`` (the log after ``after``, up to
     change ``upto``), or a ``resync`` when ``changes`` is None (the log cannot answer)
-    or the events take more than ``budget`` bytes."""
+    or the events take more than ``budget`` bytes. Changes by an author ``hides`` says
+    the session does not hear from (a block or a mute) yield nothing, as live."""
     messages: list[bytes] = []
     size, last = 0, after
     for change in changes or ():
         if upto is not None and change.seq > upto:
             break
-        for route_keys, event in routes_for(change):
-            if not keys.isdisjoint(route_keys):
-                messages.append(encode(event))
-                size += len(messages[-1])
+        if not hides(change.author):
+            for route_keys, event in routes_for(change):
+                if not keys.isdisjoint(route_keys):
+                    messages.append(encode(event))
+                    size += len(messages[-1])
         last = change.seq
     if changes is None or size > budget:
         why = "cursor outside the resume window" if changes is None else "too much to replay"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub.records import Notification, Post, Profile
+from hub.records import Notification, Post, Profile, Relation
 
-__all__ = ["notification_to_wire", "post_to_wire", "profile_to_wire"]
+__all__ = ["notification_to_wire", "post_to_wire", "profile_to_wire", "relation_to_wire"]
 
 
 def profile_to_wire(profile: Profile) -> dict[str, Any]:
@@ -56,3 +56,9 @@ def notification_to_wire(notification: Notification) -> dict[str, Any]:
         "created_at": notification.created_at,
         "read": notification.read,
     }
+
+
+def relation_to_wire(relation: Relation) -> dict[str, Any]:
+    """A block or mute list entry: ``{user, until}`` (``until`` null for blocks and for
+    mutes without an end)."""
+    return {"user": relation.user, "until": relation.until}

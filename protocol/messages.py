@@ -72,6 +72,9 @@ class EventType(StrEnum):
     """Resume is impossible: reload state with fresh requests (ephemeral); ``{"reason"}``."""
     NOTICE = "notice"
     """A message from the hub, e.g. it is draining (ephemeral); ``{"kind", "message"}``."""
+    RELATION = "relation"
+    """One's block or mute of a user changed, on another of one's devices too (ephemeral);
+    ``{"user", "blocked"}`` or ``{"user", "muted", "until"}``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,8 @@ __all__ = [
     "OPERATIONS",
     "PAGE_ARGS",
     "Auth",
+    "Block",
+    "Blocks",
     "CreatePost",
     "DeletePost",
     "EditPost",
@@ -40,6 +42,8 @@ __all__ = [
     "GetProfile",
     "Like",
     "MarkRead",
+    "Mute",
+    "Mutes",
     "Notifications",
     "Operation",
     "Ping",
@@ -47,8 +51,10 @@ __all__ = [
     "Readers",
     "Resume",
     "Subscribe",
+    "Unblock",
     "Unfollow",
     "Unlike",
+    "Unmute",
     "Unsubscribe",
     "UpdateProfile",
 ]
@@ -139,6 +145,65 @@ class Unfollow(_Operation):
     NAME: ClassVar[str] = "unfollow"
     ARGS: ClassVar[Readers] = (("user", v.user_id),)
     user: str
+
+
+@dataclass(frozen=True, slots=True)
+class Block(_Operation):
+    """``block``: Block a user (idempotent): follows both ways end, each stops seeing the
+    other, and follows, replies and likes between them are refused."""
+
+    NAME: ClassVar[str] = "block"
+    ARGS: ClassVar[Readers] = (("user", v.user_id),)
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unblock(_Operation):
+    """``unblock``: Lift a block (idempotent)."""
+
+    NAME: ClassVar[str] = "unblock"
+    ARGS: ClassVar[Readers] = (("user", v.user_id),)
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class Mute(_Operation):
+    """``mute``: Hide a user's posts and notifications from oneself, without telling
+    them; until ``until`` (ms since the epoch) when given."""
+
+    NAME: ClassVar[str] = "mute"
+    ARGS: ClassVar[Readers] = (("user", v.user_id), ("until", v.optional_timestamp))
+    user: str
+    until: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unmute(_Operation):
+    """``unmute``: Lift a mute (idempotent)."""
+
+    NAME: ClassVar[str] = "unmute"
+    ARGS: ClassVar[Readers] = (("user", v.user_id),)
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class Blocks(_Operation):
+    """``blocks``: A page of the users one blocked, most recent first."""
+
+    NAME: ClassVar[str] = "blocks"
+    ARGS: ClassVar[Readers] = PAGE_ARGS
+    before: str | None = None
+    limit: int = limits.DEFAULT_PAGE_LIMIT
+
+
+@dataclass(frozen=True, slots=True)
+class Mutes(_Operation):
+    """``mutes``: A page of the users one muted (mutes still in effect), most recent first."""
+
+    NAME: ClassVar[str] = "mutes"
+    ARGS: ClassVar[Readers] = PAGE_ARGS
+    before: str | None = None
+    limit: int = limits.DEFAULT_PAGE_LIMIT
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,6 +406,12 @@ Operation = (
     | UpdateProfile
     | Follow
     | Unfollow
+    | Block
+    | Unblock
+    | Mute
+    | Unmute
+    | Blocks
+    | Mutes
     | Followers
     | Following
     | CreatePost
@@ -372,6 +443,12 @@ OPERATIONS: dict[str, type[Operation]] = {
         UpdateProfile,
         Follow,
         Unfollow,
+        Block,
+        Unblock,
+        Mute,
+        Unmute,
+        Blocks,
+        Mutes,
         Followers,
         Following,
         CreatePost,

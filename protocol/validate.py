@@ -111,6 +111,12 @@ def optional_post_id(args: Args, key: str) -> int | None:
     return None if value is None else wire_id(value, key)
 
 
+def optional_timestamp(args: Args, key: str) -> int | None:
+    """The optional timestamp ``args[key]`` (ms since the epoch, 1..MAX_ID), None when absent."""
+    value = args.get(key)
+    return None if value is None else wire_id(value, key)
+
+
 def tag(args: Args, key: str = "tag") -> str:
     """The required hashtag ``args[key]`` without its ``#`` (``[a-z0-9_]{1,64}``)."""
     return _formatted(_required(args, key), key, limits.TAG_RE, "tag")

@@ -26,6 +26,7 @@ from typing import Protocol
 
 from hub.names import RouteKey
 from hub.records import (
+    Barriers,
     Change,
     Committed,
     Interest,
@@ -36,6 +37,10 @@ from hub.records import (
     Post,
     PresenceChange,
     Profile,
+    Relation,
+    RelationChange,
+    RelationKind,
+    Relations,
 )
 
 __all__ = [
@@ -80,9 +85,9 @@ class BusGap:
     after: int
 
 
-BusMessage = Change | PresenceChange | FollowChange | BusGap
-"""What subscribers receive: durable changes and follow updates (published by the
-writes that commit them), ephemeral presence changes, and gap notices (only from a
+BusMessage = Change | PresenceChange | FollowChange | RelationChange | BusGap
+"""What subscribers receive: durable changes, follow and relation updates (published by
+the writes that commit them), ephemeral presence changes, and gap notices (only from a
 shared bus that reconnected)."""
 BusHandler = Callable[[BusMessage], None]
 """A bus subscriber: called synchronously for every published message."""
@@ -210,6 +215,42 @@ class Store(Protocol):
         A like or unlike that changed the counter marks the post *pending* in the same
         commit, until :meth:`record_counts` logs the counter (see :meth:`pending_counts`).
         """
+        ...
+
+    async def block(self, blocker: str, target: str, now: int) -> Committed[bool]:
+        """Make ``blocker`` block ``target``; value: True when newly blocked.
+
+        In the same commit, the follows between them (both ways) are removed, and a
+        :class:`FollowChange` for each and a :class:`RelationChange` are published.
+        """
+        ...
+
+    async def unblock(self, blocker: str, target: str) -> Committed[bool]:
+        """Lift a block; value: True when there was one (publishes a RelationChange)."""
+        ...
+
+    async def mute(self, muter: str, target: str, until: int | None, now: int) -> Committed[bool]:
+        """Mute ``target`` for ``muter`` until ``until`` (ms; None: until unmuted),
+        replacing an earlier mute's end; value: True. Publishes a RelationChange."""
+        ...
+
+    async def unmute(self, muter: str, target: str) -> Committed[bool]:
+        """Lift a mute; value: True when there was one (publishes a RelationChange)."""
+        ...
+
+    async def relations(self, user: str, now: int) -> Relations:
+        """Whom ``user`` blocked, who blocked them, and their mutes in effect at ``now``."""
+        ...
+
+    async def barriers(self, actor: str, others: Sequence[str], now: int) -> Barriers:
+        """Which of ``others`` have a block with ``actor`` (either way), and which mute
+        ``actor`` at ``now``."""
+        ...
+
+    async def relations_page(
+        self, user: str, kind: RelationKind, now: int, before: str | None, limit: int
+    ) -> Page[Relation]:
+        """Whom ``user`` blocked (or muted, mutes in effect at ``now``), newest first."""
         ...
 
     async def liked_among(self, user: str, post_ids: Sequence[int]) -> set[int]:

@@ -68,7 +68,7 @@ from hub.backends.redis_append import change_from_json
 from hub.backends.redis_link import UNAVAILABLE_ERRORS, Keys, connect, raise_if_cancelled
 from hub.background import stop_task
 from hub.names import FollowersKey, RouteKey
-from hub.records import Change, PresenceChange
+from hub.records import Change, PresenceChange, RelationChange, RelationKind
 
 __all__ = ["RedisBus"]
 
@@ -346,6 +346,15 @@ class RedisBus:
         elif kind == "f":
             message = FollowChange(
                 fields["follower"], fields["followee"], bool(fields["on"]), int(fields["after"])
+            )
+        elif kind == "r":
+            message = RelationChange(
+                fields["actor"],
+                fields["target"],
+                RelationKind(fields["kind"]),
+                bool(fields["on"]),
+                fields.get("until"),
+                fields["to"],
             )
         else:
             log.warning("ignoring an unknown bus message %r", data[:80])

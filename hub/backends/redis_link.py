@@ -17,12 +17,17 @@ user's keys land in one slot.
 ``<ns>{u:<user>}:unread``         zset of unread notification ids
 ``<ns>{u:<user>}:log:u|n``        stream: the user's post / notification change log
 ``<ns>{u:<user>}:on``             set of node ids holding a connection of the user
+``<ns>{u:<user>}:blocks``         zset blocked user -> relation id (page cursor)
+``<ns>{u:<user>}:blocked_by``     set of the users who block the user
+``<ns>{u:<user>}:mutes``          zset muted user -> relation id; ``:mute_until`` hash
+                                  muted user -> end in ms ('' for none)
+``<ns>{u:<user>}:muted_by``       hash muter -> end in ms ('' for none)
 ``<ns>{p:<id>}:post``             hash of a post; ``:likes`` set of likers;
                                   ``:replies`` zset of reply ids
 ``<ns>{t:<tag>}:posts``           zset of live post ids with the tag
 ``<ns>public``                    zset of every live post id
 ``<ns>big``                       set of authors whose posts are merged on read
-``<ns>seq:change|post|follow|note``  counters (ids and the global change sequence)
+``<ns>seq:change|post|follow|note|relation``  counters (ids and the global change sequence)
 ``<ns>log:posts``                 stream: every post change (for public/tag/thread resume)
 ``<ns>logs``, ``<ns>pruned``, ``<ns>pruned:posts``  change-log bookkeeping
 ``<ns>counts:pending``            zset post id -> ms: like counters not logged yet

@@ -34,6 +34,7 @@ from hub.backends.base import MissingRecord, RouteKeys
 from hub.backends.redis_append import APPEND_LUA, Templates, committed_changes
 from hub.backends.redis_link import Keys, script_runner, translate_errors
 from hub.backends.redis_pages import PROFILE_FIELDS, RedisPages, profile_from_fields
+from hub.backends.redis_relations import RedisRelations
 from hub.names import DevicesKey
 from hub.records import Committed, Notice, Notification, Post, Profile
 
@@ -225,7 +226,7 @@ def _write_script(writer: aioredis.Redis, source: str) -> Script:
 
 
 @translate_errors
-class RedisStore(RedisPages):
+class RedisStore(RedisRelations, RedisPages):
     """Store implementation on Redis (see :class:`hub.backends.base.Store`)."""
 
     def __init__(
@@ -248,6 +249,7 @@ class RedisStore(RedisPages):
         self._delete = _write_script(writer, _DELETE_POST)
         self._set_like = _write_script(writer, _SET_LIKE)
         self._counts = _write_script(writer, _RECORD_COUNTS)
+        self._relation_scripts(writer)
 
     def _templates(self) -> Templates:
         return Templates(self._k, self._route_keys)

@@ -147,7 +147,30 @@ CREATE TABLE counts_pending (
 change that carries the new counter clears the mark in its transaction, so a counter no
 change has logged yet is always findable (``SqliteStore.pending_counts``)."""
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3]
+_V4 = """
+CREATE TABLE blocks (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    blocker TEXT NOT NULL REFERENCES profiles(id),
+    blocked TEXT NOT NULL REFERENCES profiles(id),
+    UNIQUE (blocker, blocked)
+);
+CREATE INDEX blocks_by_blocked ON blocks(blocked);
+CREATE INDEX blocks_by_blocker ON blocks(blocker, id);
+
+CREATE TABLE mutes (
+    id    INTEGER PRIMARY KEY AUTOINCREMENT,
+    muter TEXT NOT NULL REFERENCES profiles(id),
+    muted TEXT NOT NULL REFERENCES profiles(id),
+    until INTEGER,
+    UNIQUE (muter, muted)
+);
+CREATE INDEX mutes_by_muted ON mutes(muted);
+CREATE INDEX mutes_by_muter ON mutes(muter, id);
+"""
+"""Blocks and mutes (``hub.backends.sqlite_relations``); a mute's ``until`` is NULL when
+it lasts until lifted. Ids order the lists (newest first) and are their page cursors."""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
 """SQL scripts; entry ``i`` migrates schema version ``i`` to ``i + 1``."""
 
 

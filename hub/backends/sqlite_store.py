@@ -16,21 +16,21 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import sqlite3
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
 
 from hub import changes
-from hub.backends.base import CursorError, FollowChange, MissingRecord
+from hub.backends.base import FollowChange, MissingRecord
 from hub.backends.sqlite_changelog import SqliteChangeLog
+from hub.backends.sqlite_relations import SqliteRelations
+from hub.backends.sqlite_rows import NO_BOUND as _NO_BOUND
+from hub.backends.sqlite_rows import Row
+from hub.backends.sqlite_rows import cursor_id as _cursor_id
+from hub.backends.sqlite_rows import rows_page as _page
 from hub.backends.sqlite_schema import transaction
 from hub.records import Change, Committed, NewChange, Notice, Notification, Page, Post, Profile
 
 __all__ = ["SqliteStore"]
 
-T = TypeVar("T")
-Row = tuple[Any, ...]
-
-_NO_BOUND = 2**63 - 1
 _PROFILE = "p.id, p.name, p.bio, p.created_at, p.followers, p.following, p.posts"
 _POST = (
     "p.id, p.author, p.text, p.created_at, p.edited_at, p.reply_to, p.root, p.tags,"
@@ -66,24 +66,7 @@ def _notification(row: Row) -> Notification:
     return Notification(nid, user, kind, actor, post, created, bool(read))
 
 
-def _cursor_id(cursor: str | None, default: int) -> int:
-    """The id a page cursor stands for (``default`` when there is no cursor)."""
-    if cursor is None:
-        return default
-    if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 18):
-        raise CursorError(f"not a page cursor of this store: {cursor!r}")
-    return int(cursor)
-
-
-def _page(rows: list[Row], limit: int, convert: Callable[[Row], T]) -> Page[T]:
-    """A page from up to ``limit + 1`` rows whose first column is the cursor key."""
-    more = len(rows) > limit
-    rows = rows[:limit]
-    items = tuple(convert(row[1:]) for row in rows)
-    return Page(items, str(rows[-1][0]) if more and rows else None)
-
-
-class SqliteStore:
+class SqliteStore(SqliteRelations):
     """Store implementation on one SQLite connection (see :class:`hub.backends.base.Store`)."""
 
     def __init__(self, db: sqlite3.Connection, changelog: SqliteChangeLog) -> None:
@@ -168,11 +151,7 @@ class SqliteStore:
         A removed follow publishes a FollowChange.
         """
         with transaction(self._db) as db:
-            removed = db.execute(
-                "DELETE FROM follows WHERE follower = ? AND followee = ?", (follower, followee)
-            ).rowcount
-            if removed:
-                self._adjust_follow_counts(follower, followee, -1)
+            removed = self._drop_follow(db, follower, followee)
         if not removed:
             return Committed(False)
         self._log.announce([FollowChange(follower, followee, False, await self._log.head())])

@@ -10,10 +10,21 @@ changes; the node acknowledges the client, and the live events follow from the b
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import TypeVar
 
 from hub.backends.base import CursorError, Store
-from hub.records import Committed, Notice, Notification, Page, Post, Profile
+from hub.records import (
+    Barriers,
+    Committed,
+    Notice,
+    Notification,
+    Page,
+    Post,
+    Profile,
+    Relation,
+    RelationKind,
+)
 from hub.social.errors import DomainError
 from hub.social.text import (
     check_bio,
@@ -27,9 +38,19 @@ from hub.social.text import (
 )
 from protocol.errors import ErrorCode
 
-__all__ = ["SocialService"]
+__all__ = ["NOBODY", "Hides", "SocialService"]
 
 T = TypeVar("T")
+
+Hides = Callable[[str], bool]
+"""Whether the viewer does not see a user (a block either way, or a mute)."""
+
+NOBODY: Hides = lambda user: False  # noqa: E731 - a constant, named for what it hides
+"""Hides nobody (a viewer without blocks or mutes)."""
+
+PAGE_READS = 5
+"""Store reads one page request makes at most while the viewer's blocks and mutes hide
+items: a page may then hold fewer than ``limit`` items with ``next`` still set."""
 
 
 class SocialService:
@@ -65,13 +86,34 @@ class SocialService:
 
     @staticmethod
     async def _page(
-        before: str | None, limit: int, read: Callable[[str | None, int], Awaitable[Page[T]]]
+        before: str | None,
+        limit: int,
+        read: Callable[[str | None, int], Awaitable[Page[T]]],
+        shown: Callable[[T], bool] | None = None,
     ) -> Page[T]:
+        """A page of what ``read`` lists, without the items ``shown`` rejects: more of
+        the listing is read (up to :data:`PAGE_READS` reads) to fill the page."""
         check_page(before, limit)
+        items: list[T] = []
+        cursor = before
         try:
-            return await read(before, limit)
+            for _ in range(PAGE_READS):
+                page = await read(cursor, limit - len(items))
+                items += page.items if shown is None else filter(shown, page.items)
+                cursor = page.next
+                if cursor is None or len(items) >= limit:
+                    break
         except CursorError as exc:
             raise DomainError(ErrorCode.BAD_REQUEST, "not a page cursor") from exc
+        return Page(tuple(items), cursor)
+
+    @staticmethod
+    def _refuse_across(barriers: Barriers, other: str, what: str) -> None:
+        """Refuse ``what`` (``blocked``) when a block stands between the actor and ``other``."""
+        if other in barriers.blocked:
+            raise DomainError(
+                ErrorCode.BLOCKED, f"a block between you and {other!r} forbids {what}"
+            )
 
     # -- profiles and follows ------------------------------------------------------------
 
@@ -98,9 +140,11 @@ class SocialService:
     async def follow(self, actor: str, target: str) -> Committed[bool]:
         """Follow ``target`` (idempotent); value: whether newly following.
 
-        A new follow notifies the target.
+        A new follow notifies the target. Refused (``blocked``) across a block.
         """
         await self._follow_target(actor, target)
+        barriers = await self._store.barriers(actor, [target], self._clock())
+        self._refuse_across(barriers, target, "a follow")
         return await self._store.follow(actor, target, self._clock())
 
     async def unfollow(self, actor: str, target: str) -> Committed[bool]:
@@ -108,15 +152,66 @@ class SocialService:
         await self._follow_target(actor, target)
         return await self._store.unfollow(actor, target)
 
-    async def followers(self, user: str, before: str | None, limit: int) -> Page[Profile]:
-        """Who follows ``user``, most recent first."""
+    async def followers(
+        self, user: str, before: str | None, limit: int, blocks: Hides = NOBODY
+    ) -> Page[Profile]:
+        """Who follows ``user``, most recent first, without those ``blocks`` hides."""
         await self._profile(user)
-        return await self._page(before, limit, lambda b, n: self._store.followers_page(user, b, n))
+        return await self._page(
+            before, limit, lambda b, n: self._store.followers_page(user, b, n),
+            lambda profile: not blocks(profile.id),
+        )  # fmt: skip
 
-    async def following(self, user: str, before: str | None, limit: int) -> Page[Profile]:
-        """Whom ``user`` follows, most recent first."""
+    async def following(
+        self, user: str, before: str | None, limit: int, blocks: Hides = NOBODY
+    ) -> Page[Profile]:
+        """Whom ``user`` follows, most recent first, without those ``blocks`` hides."""
         await self._profile(user)
-        return await self._page(before, limit, lambda b, n: self._store.following_page(user, b, n))
+        return await self._page(
+            before, limit, lambda b, n: self._store.following_page(user, b, n),
+            lambda profile: not blocks(profile.id),
+        )  # fmt: skip
+
+    # -- blocks and mutes ----------------------------------------------------------------
+
+    async def _relation_target(self, actor: str, target: str, what: str) -> None:
+        if target == actor:
+            raise DomainError(ErrorCode.CONFLICT, f"you cannot {what} yourself")
+        await self._profile(target)
+
+    async def block(self, actor: str, target: str) -> Committed[bool]:
+        """Block ``target`` (idempotent): the follows between them end; value: whether
+        newly blocked."""
+        await self._relation_target(actor, target, "block")
+        return await self._store.block(actor, target, self._clock())
+
+    async def unblock(self, actor: str, target: str) -> Committed[bool]:
+        """Lift a block (idempotent); value: whether there was one."""
+        await self._relation_target(actor, target, "unblock")
+        return await self._store.unblock(actor, target)
+
+    async def mute(self, actor: str, target: str, until: int | None) -> Committed[bool]:
+        """Mute ``target`` until ``until`` (ms; None: until unmuted), replacing an
+        earlier mute's end; ``until`` must lie in the future."""
+        await self._relation_target(actor, target, "mute")
+        now = self._clock()
+        if until is not None and until <= now:
+            raise DomainError(ErrorCode.BAD_REQUEST, "'until' must be in the future")
+        return await self._store.mute(actor, target, until, now)
+
+    async def unmute(self, actor: str, target: str) -> Committed[bool]:
+        """Lift a mute (idempotent); value: whether there was one."""
+        await self._relation_target(actor, target, "unmute")
+        return await self._store.unmute(actor, target)
+
+    async def relations_page(
+        self, actor: str, kind: RelationKind, before: str | None, limit: int
+    ) -> Page[Relation]:
+        """Whom the actor blocked (or muted, mutes in effect), newest first."""
+        now = self._clock()
+        return await self._page(
+            before, limit, lambda b, n: self._store.relations_page(actor, kind, now, b, n)
+        )
 
     # -- posts ---------------------------------------------------------------------------
 
@@ -126,14 +221,19 @@ class SocialService:
         A reply joins its parent's thread and bumps the parent's reply count (a
         ``post.counts`` change). The parent's author is notified of a reply, mentioned
         users of the mention (once each; never the actor; unknown users are kept in the
-        post's mentions but not notified).
+        post's mentions but not notified). A reply across a block is refused
+        (``blocked``); nobody with a block with the actor, or who mutes them, is notified.
         """
         text = normalize_post_text(text)
         tags, mentions = parse_tags(text), parse_mentions(text)
         parent = None if reply_to is None else await self._post(reply_to)
         root = None if parent is None else (parent.root or parent.id)
+        candidates = [*mentions, *([] if parent is None else [parent.author])]
+        barriers = await self._store.barriers(actor, candidates, self._clock())
+        if parent is not None:
+            self._refuse_across(barriers, parent.author, "a reply")
         notices: list[Notice] = []
-        notified = {actor}
+        notified = {actor} | barriers.blocked | barriers.muting
         if parent is not None and parent.author not in notified:
             notified.add(parent.author)
             notices.append(Notice(parent.author, "reply"))
@@ -164,12 +264,16 @@ class SocialService:
     async def like(self, actor: str, post_id: int) -> Committed[tuple[bool, int]]:
         """Like a post (idempotent); value: (changed?, likes now).
 
-        A new like notifies the author (not for a self-like). The counts change is left
-        to :meth:`counts_change`, which the node calls coalesced.
+        A new like notifies the author (not for a self-like, nor when the author mutes
+        the actor). Refused (``blocked``) across a block. The counts change is left to
+        :meth:`counts_change`, which the node calls coalesced.
         """
         post = await self._post(post_id)
-        notify = None if post.author == actor else post.author
-        return await self._store.like(actor, post_id, notify, self._clock())
+        now = self._clock()
+        barriers = await self._store.barriers(actor, [post.author], now)
+        self._refuse_across(barriers, post.author, "a like")
+        quiet = post.author == actor or post.author in barriers.muting
+        return await self._store.like(actor, post_id, None if quiet else post.author, now)
 
     async def unlike(self, actor: str, post_id: int) -> Committed[tuple[bool, int]]:
         """Withdraw a like (idempotent); value: (changed?, likes now)."""
@@ -194,46 +298,77 @@ class SocialService:
 
     # -- feeds ---------------------------------------------------------------------------
 
-    async def get_post(self, post_id: int) -> Post:
-        """One post (not_found for a missing or deleted post)."""
-        return await self._post(post_id)
+    async def get_post(self, post_id: int, blocks: Hides = NOBODY) -> Post:
+        """One post (not_found for a missing or deleted post, or one by a user
+        ``blocks`` hides)."""
+        post = await self._post(post_id)
+        if blocks(post.author):
+            raise DomainError(ErrorCode.NOT_FOUND, f"no post {post_id}")
+        return post
 
     async def liked_among(self, actor: str, post_ids: Sequence[int]) -> set[int]:
         """Which of ``post_ids`` the actor likes."""
         return await self._store.liked_among(actor, post_ids)
 
-    async def home_page(self, actor: str, before: str | None, limit: int) -> Page[Post]:
-        """The actor's posts and their followees', newest first."""
-        return await self._page(before, limit, lambda b, n: self._store.home_page(actor, b, n))
+    async def _posts_page(
+        self,
+        before: str | None,
+        limit: int,
+        read: Callable[[str | None, int], Awaitable[Page[Post]]],
+        hides: Hides,
+    ) -> Page[Post]:
+        return await self._page(before, limit, read, lambda post: not hides(post.author))
 
-    async def user_page(self, user: str, before: str | None, limit: int) -> Page[Post]:
-        """A user's posts, newest first (not_found for an unknown user)."""
+    async def home_page(
+        self, actor: str, before: str | None, limit: int, hides: Hides = NOBODY
+    ) -> Page[Post]:
+        """The actor's posts and their followees', newest first (``hides`` filters out
+        the posts of blocked and muted users, here and in every page below)."""
+        return await self._posts_page(before, limit, partial(self._store.home_page, actor), hides)
+
+    async def user_page(
+        self, user: str, before: str | None, limit: int, hides: Hides = NOBODY
+    ) -> Page[Post]:
+        """A user's posts, newest first (not_found for an unknown user; empty when the
+        viewer does not see the user)."""
         await self._profile(user)
-        return await self._page(before, limit, lambda b, n: self._store.user_page(user, b, n))
+        if hides(user):
+            check_page(before, limit)
+            return Page((), None)
+        return await self._page(before, limit, partial(self._store.user_page, user))
 
-    async def public_page(self, before: str | None, limit: int) -> Page[Post]:
+    async def public_page(
+        self, before: str | None, limit: int, hides: Hides = NOBODY
+    ) -> Page[Post]:
         """Everyone's posts, newest first."""
-        return await self._page(before, limit, self._store.public_page)
+        return await self._posts_page(before, limit, self._store.public_page, hides)
 
-    async def hashtag_page(self, tag: str, before: str | None, limit: int) -> Page[Post]:
+    async def hashtag_page(
+        self, tag: str, before: str | None, limit: int, hides: Hides = NOBODY
+    ) -> Page[Post]:
         """Posts with ``tag``, newest first."""
         check_tag(tag)
-        return await self._page(before, limit, lambda b, n: self._store.hashtag_page(tag, b, n))
+        return await self._posts_page(before, limit, partial(self._store.hashtag_page, tag), hides)
 
-    async def replies_page(self, post_id: int, before: str | None, limit: int) -> Page[Post]:
+    async def replies_page(
+        self, post_id: int, before: str | None, limit: int, hides: Hides = NOBODY
+    ) -> Page[Post]:
         """Replies to a post, oldest first (not_found for a missing or deleted post)."""
         await self._post(post_id)
-        return await self._page(before, limit, lambda b, n: self._store.replies_page(post_id, b, n))
+        read = partial(self._store.replies_page, post_id)
+        return await self._posts_page(before, limit, read, hides)
 
     # -- notifications ------------------------------------------------------
 
     async def notifications(
-        self, actor: str, before: str | None, limit: int
+        self, actor: str, before: str | None, limit: int, hides: Hides = NOBODY
     ) -> tuple[Page[Notification], int]:
-        """The actor's notifications, newest first, and their unread count."""
+        """The actor's notifications, newest first (without those from users ``hides``
+        hides), and their unread count."""
         page = await self._page(
-            before, limit, lambda b, n: self._store.notifications_page(actor, b, n)
-        )
+            before, limit, lambda b, n: self._store.notifications_page(actor, b, n),
+            lambda notification: not hides(notification.actor),
+        )  # fmt: skip
         return page, await self._store.unread_count(actor)
 
     async def mark_read(self, actor: str, up_to: int | None) -> int:

@@ -9,6 +9,7 @@ import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -108,11 +109,12 @@ class Cluster:
             self.nodes.append(node)
         return self.nodes
 
-    async def connect(self, user: str, node: int) -> Inbox:
-        """An authenticated client of ``user`` on node number ``node``."""
+    async def connect(self, user: str, node: int, **auth: Any) -> Inbox:
+        """An authenticated client of ``user`` on node number ``node`` (``auth`` holds more
+        arguments of the ``auth`` request, such as ``cursor`` and ``streams``)."""
         client = await WsClient.open(self.nodes[node].url)
         self.clients.append(client)
-        result = await client.call("auth", token=issue_token(user, SECRET))
+        result = await client.call("auth", token=issue_token(user, SECRET), **auth)
         client.cursor = result["cursor"]
         return Inbox(client)
 

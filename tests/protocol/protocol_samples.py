@@ -97,6 +97,12 @@ REQUESTS: dict[str, Request] = {
     "resume": Request(23, ops.Resume("1041")),
     "ping": Request(24, ops.Ping()),
     "post.get": Request(25, ops.GetPost(42)),
+    "block": Request(26, ops.Block("mallory")),
+    "unblock": Request(27, ops.Unblock("mallory")),
+    "mute": Request(28, ops.Mute("bob", until=1732410000000)),
+    "unmute": Request(29, ops.Unmute("bob")),
+    "blocks": Request(31, ops.Blocks()),
+    "mutes": Request(32, ops.Mutes(limit=50)),
 }
 
 REPLIES: dict[str, Reply] = {
@@ -108,6 +114,9 @@ REPLIES: dict[str, Reply] = {
     "notifications": Reply(18, {"items": [NOTIFICATION], "next": None, "unread": 1}),
     "resume": Reply(23, {"replayed": 3, "cursor": "1044"}),
     "ping": Reply(24, {"time": 1732406580000}),
+    "block": Reply(26, {"user": "mallory", "blocked": True}),
+    "mute": Reply(28, {"user": "bob", "muted": True, "until": 1732410000000}),
+    "mutes": Reply(32, {"items": [{"user": "bob", "until": 1732410000000}], "next": None}),
 }
 
 ERRORS: dict[str, ErrorReply] = {
@@ -115,6 +124,9 @@ ERRORS: dict[str, ErrorReply] = {
     "rate_limited": ErrorReply(8, ErrorCode.RATE_LIMITED, "too many requests", retry_after=1.5),
     "unknown_op": ErrorReply(30, ErrorCode.UNKNOWN_OP, "unknown operation 'poke'"),
     "no_id": ErrorReply(None, ErrorCode.BAD_REQUEST, "a request needs an 'id'"),
+    "blocked": ErrorReply(
+        4, ErrorCode.BLOCKED, "a block between you and 'mallory' forbids a follow"
+    ),
 }
 
 EVENTS: dict[str, Event] = {
@@ -132,4 +144,5 @@ EVENTS: dict[str, Event] = {
     "notice": Event(
         EventType.NOTICE, None, {"kind": "draining", "message": "node restarting; reconnect"}
     ),
+    "relation": Event(EventType.RELATION, None, {"user": "mallory", "blocked": True}),
 }

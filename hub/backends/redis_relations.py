@@ -1,0 +1,221 @@
+"""Blocks and mutes on Redis (keys ``blocks``, ``blocked_by``, ``mutes``, ``mute_until``
+and ``muted_by`` of each user, see ``redis_link``).
+
+A mixin of :class:`hub.backends.redis_store.RedisStore`. Each write is one Lua script
+that also publishes the relation update (``{"t": "r", ..., "to": user}``) on the user
+channel of each user, each copy for that user's sessions (a mute only on the muter's:
+the muted user's nodes need nothing, and nothing may tell the muted user), and a block
+ends the follows between the two users and publishes their follow updates
+(``{"t": "f", ...}``) in the same script, so every node refiles the sessions concerned
+(``redis_bus``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+
+from hub.backends.redis_link import Keys, script_runner, translate_errors
+from hub.backends.redis_pages import cursor_id
+from hub.names import DevicesKey
+from hub.records import Barriers, Committed, Page, Relation, RelationKind, Relations
+
+__all__ = ["RedisRelations"]
+
+_NO_BOUND = 2**63 - 1
+
+_USERS_EXIST = """
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[2]) == 0 then
+  return redis.error_reply('MISSING no user ' .. ARGV[1] .. ' or ' .. ARGV[2])
+end
+"""
+
+# KEYS: A profile, T profile, seq:relation, seq:change, A blocks, T blocked_by,
+#       A following, A followers, T following, T followers. ARGV: A, T, A channel, T channel
+_BLOCK = (
+    _USERS_EXIST
+    + """
+if redis.call('ZSCORE', KEYS[5], ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[5], redis.call('INCR', KEYS[3]), ARGV[2])
+redis.call('SADD', KEYS[6], ARGV[1])
+local head = redis.call('GET', KEYS[4]) or '0'
+local function unfollow(following, followers, from, to, from_profile, to_profile, channel)
+  if redis.call('ZREM', following, to) == 0 then return end
+  redis.call('ZREM', followers, from)
+  redis.call('HINCRBY', from_profile, 'following', -1)
+  redis.call('HINCRBY', to_profile, 'followers', -1)
+  redis.call('PUBLISH', channel, '{"t":"f","follower":"' .. from .. '","followee":"' ..
+             to .. '","on":false,"after":' .. head .. '}')
+end
+unfollow(KEYS[7], KEYS[10], ARGV[1], ARGV[2], KEYS[1], KEYS[2], ARGV[3])
+unfollow(KEYS[9], KEYS[8], ARGV[2], ARGV[1], KEYS[2], KEYS[1], ARGV[4])
+local message = '{"t":"r","actor":"' .. ARGV[1] .. '","target":"' .. ARGV[2] ..
+                '","kind":"block","on":true,"to":"'
+redis.call('PUBLISH', ARGV[3], message .. ARGV[1] .. '"}')
+redis.call('PUBLISH', ARGV[4], message .. ARGV[2] .. '"}')
+return 1
+"""
+)
+
+# KEYS: A blocks, T blocked_by. ARGV: A, T, A channel, T channel
+_UNBLOCK = """
+if redis.call('ZREM', KEYS[1], ARGV[2]) == 0 then return 0 end
+redis.call('SREM', KEYS[2], ARGV[1])
+local message = '{"t":"r","actor":"' .. ARGV[1] .. '","target":"' .. ARGV[2] ..
+                '","kind":"block","on":false,"to":"'
+redis.call('PUBLISH', ARGV[3], message .. ARGV[1] .. '"}')
+redis.call('PUBLISH', ARGV[4], message .. ARGV[2] .. '"}')
+return 1
+"""
+
+# KEYS: A profile, T profile, seq:relation, A mutes, A mute_until, T muted_by.
+# ARGV: A, T, A channel, until ('' for none)
+_MUTE = (
+    _USERS_EXIST
+    + """
+if not redis.call('ZSCORE', KEYS[4], ARGV[2]) then
+  redis.call('ZADD', KEYS[4], redis.call('INCR', KEYS[3]), ARGV[2])
+end
+redis.call('HSET', KEYS[5], ARGV[2], ARGV[4])
+redis.call('HSET', KEYS[6], ARGV[1], ARGV[4])
+local ends = ARGV[4] == '' and 'null' or ARGV[4]
+redis.call('PUBLISH', ARGV[3], '{"t":"r","actor":"' .. ARGV[1] .. '","target":"' ..
+           ARGV[2] .. '","kind":"mute","on":true,"until":' .. ends .. ',"to":"' .. ARGV[1] .. '"}')
+return 1
+"""
+)
+
+# KEYS: A mutes, A mute_until, T muted_by. ARGV: A, T, A channel
+_UNMUTE = """
+if redis.call('ZREM', KEYS[1], ARGV[2]) == 0 then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[2])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('PUBLISH', ARGV[3], '{"t":"r","actor":"' .. ARGV[1] .. '","target":"' ..
+           ARGV[2] .. '","kind":"mute","on":false,"to":"' .. ARGV[1] .. '"}')
+return 1
+"""
+
+Script = Callable[[list[str], list[Any]], Awaitable[Any]]
+
+
+def _until(value: str | None) -> int | None:
+    return int(value) if value else None
+
+
+def _active(until: int | None, now: int) -> bool:
+    return until is None or until > now
+
+
+@translate_errors
+class RedisRelations:
+    """Block and mute writes and reads of the Redis store."""
+
+    _r: aioredis.Redis
+    _k: Keys
+
+    def _relation_scripts(self, writer: aioredis.Redis) -> None:
+        """Register the write scripts on ``writer`` (called by the store's constructor)."""
+        self._block_script = script_runner(writer, _BLOCK)
+        self._unblock_script = script_runner(writer, _UNBLOCK)
+        self._mute_script = script_runner(writer, _MUTE)
+        self._unmute_script = script_runner(writer, _UNMUTE)
+
+    def _channel(self, user: str) -> str:
+        return self._k.channel(DevicesKey(user))
+
+    async def block(self, blocker: str, target: str, now: int) -> Committed[bool]:
+        """Make ``blocker`` block ``target``, ending the follows between them."""
+        k = self._k
+        keys = [
+            k.user(blocker, "profile"), k.user(target, "profile"),
+            k.global_("seq:relation"), k.global_("seq:change"),
+            k.user(blocker, "blocks"), k.user(target, "blocked_by"),
+            k.user(blocker, "following"), k.user(blocker, "followers"),
+            k.user(target, "following"), k.user(target, "followers"),
+        ]  # fmt: skip
+        args = [blocker, target, self._channel(blocker), self._channel(target)]
+        return Committed(bool(await self._block_script(keys, args)))
+
+    async def unblock(self, blocker: str, target: str) -> Committed[bool]:
+        """Lift a block."""
+        keys = [self._k.user(blocker, "blocks"), self._k.user(target, "blocked_by")]
+        args = [blocker, target, self._channel(blocker), self._channel(target)]
+        return Committed(bool(await self._unblock_script(keys, args)))
+
+    async def mute(self, muter: str, target: str, until: int | None, now: int) -> Committed[bool]:
+        """Mute ``target`` for ``muter`` until ``until`` (None: until unmuted)."""
+        k = self._k
+        keys = [
+            k.user(muter, "profile"), k.user(target, "profile"), k.global_("seq:relation"),
+            k.user(muter, "mutes"), k.user(muter, "mute_until"), k.user(target, "muted_by"),
+        ]  # fmt: skip
+        args = [muter, target, self._channel(muter), "" if until is None else until]
+        return Committed(bool(await self._mute_script(keys, args)))
+
+    async def unmute(self, muter: str, target: str) -> Committed[bool]:
+        """Lift a mute."""
+        k = self._k
+        keys = [k.user(muter, "mutes"), k.user(muter, "mute_until"), k.user(target, "muted_by")]
+        args = [muter, target, self._channel(muter)]
+        return Committed(bool(await self._unmute_script(keys, args)))
+
+    async def relations(self, user: str, now: int) -> Relations:
+        """Whom ``user`` blocked, who blocked them, and their mutes in effect at ``now``."""
+        k = self._k
+        async with self._r.pipeline(transaction=False) as pipe:
+            pipe.zrange(k.user(user, "blocks"), 0, -1)
+            pipe.smembers(k.user(user, "blocked_by"))
+            pipe.hgetall(k.user(user, "mute_until"))
+            blocked, blocked_by, mutes = await pipe.execute()
+        muted = {u: _until(end) for u, end in cast("dict[str, str]", mutes).items()}
+        return Relations(
+            frozenset(blocked),
+            frozenset(blocked_by),
+            {u: end for u, end in muted.items() if _active(end, now)},
+        )
+
+    async def barriers(self, actor: str, others: Sequence[str], now: int) -> Barriers:
+        """Which of ``others`` have a block with ``actor`` (either way) or mute them."""
+        k = self._k
+        async with self._r.pipeline(transaction=False) as pipe:
+            for other in others:
+                pipe.zscore(k.user(actor, "blocks"), other)
+                pipe.sismember(k.user(actor, "blocked_by"), other)
+                pipe.hget(k.user(actor, "muted_by"), other)
+            found = await pipe.execute()
+        blocked, muting = set(), set()
+        for index, other in enumerate(others):
+            blocks, blocked_by, mute = found[3 * index : 3 * index + 3]
+            if blocks is not None or blocked_by:
+                blocked.add(other)
+            if mute is not None and _active(_until(mute), now):
+                muting.add(other)
+        return Barriers(frozenset(blocked), frozenset(muting))
+
+    async def relations_page(
+        self, user: str, kind: RelationKind, now: int, before: str | None, limit: int
+    ) -> Page[Relation]:
+        """Whom ``user`` blocked (or muted, mutes in effect at ``now``), newest first."""
+        k = self._k
+        bound = cursor_id(before, _NO_BOUND)
+        rows = cast(
+            "list[tuple[str, float]]",
+            await self._r.zrevrangebyscore(
+                k.user(user, "blocks" if kind is RelationKind.BLOCK else "mutes"),
+                f"({bound}", "-inf", start=0, num=limit + 1, withscores=True,
+            ),
+        )  # fmt: skip
+        more = len(rows) > limit
+        rows = rows[:limit]
+        if kind is RelationKind.BLOCK:
+            items = [Relation(other) for other, _ in rows]
+        else:
+            ends = await self._r.hmget(k.user(user, "mute_until"), [other for other, _ in rows])
+            items = [
+                Relation(other, _until(end))
+                for (other, _), end in zip(rows, cast("list[str | None]", ends), strict=True)
+                if _active(_until(end), now)
+            ]
+        return Page(tuple(items), str(int(rows[-1][1])) if more and rows else None)
