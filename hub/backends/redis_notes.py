@@ -35,7 +35,7 @@ from hub.backends.redis_append import APPEND_LUA, Templates
 from hub.backends.redis_link import Keys, script_runner
 from hub.records import SHOWN_ACTORS, NewChange, Notification
 
-__all__ = ["NOTES_LUA", "PRUNE_BATCH", "NotePruner", "notification_from_data", "notified"]
+__all__ = ["NOTES_LUA", "PRUNE_BATCH", "NotePruner", "notification_from_data", "notified_template"]
 
 PRUNE_BATCH = 500
 """Notification groups one prune script removes at most."""
@@ -122,7 +122,7 @@ return #doomed
 """
 
 
-def notified(  # noqa: PLR0917 - the notification's fields, in the record's order
+def notified_template(  # noqa: PLR0917 - the notification's fields, in the record's order
     templates: Templates, slot: int, user: str, kind: str, actor: str, post: int | None, now: int
 ) -> NewChange:
     """The ``notification`` change of ``notify(slot, ...)`` as a template: the id,

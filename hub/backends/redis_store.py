@@ -33,7 +33,7 @@ from hub import changes
 from hub.backends.base import MissingRecord, RouteKeys
 from hub.backends.redis_append import APPEND_LUA, Templates, committed_changes
 from hub.backends.redis_link import Keys, script_runner, translate_errors
-from hub.backends.redis_notes import NOTES_LUA, NotePruner, notified
+from hub.backends.redis_notes import NOTES_LUA, NotePruner, notified_template
 from hub.backends.redis_pages import PROFILE_FIELDS, RedisPages, profile_from_fields
 from hub.names import DevicesKey
 from hub.records import Committed, Notice, Post, Profile
@@ -283,7 +283,7 @@ class RedisStore(RedisPages):
         k = self._k
         templates = self._templates()
         if script is self._follow:
-            templates.add(notified(templates, 1, followee, "follow", follower, None, now))
+            templates.add(notified_template(templates, 1, followee, "follow", follower, None, now))
         keys = templates.keys(
             self._profile_key(follower),
             self._profile_key(followee),
@@ -336,7 +336,9 @@ class RedisStore(RedisPages):
         if parent is not None:
             templates.add(changes.counts(self._counted(templates, parent), now))
         for slot, notice in enumerate(notices, 1):
-            templates.add(notified(templates, slot, notice.user, notice.kind, author, post_id, now))
+            templates.add(
+                notified_template(templates, slot, notice.user, notice.kind, author, post_id, now)
+            )
         keys = templates.keys(
             k.global_("seq:post"),
             self._profile_key(author),
@@ -421,7 +423,7 @@ class RedisStore(RedisPages):
         """
         templates = self._templates()
         if notify is not None:
-            templates.add(notified(templates, 1, notify, "like", user, post_id, now))
+            templates.add(notified_template(templates, 1, notify, "like", user, post_id, now))
         return await self._like(templates, user, post_id, 1, notify or "", now)
 
     async def unlike(self, user: str, post_id: int, now: int) -> Committed[tuple[bool, int]]:
