@@ -46,6 +46,8 @@ class Settings:
     retention_seconds: int = 900
     retention_per_log: int = 1000
     prune_interval: float = 60.0
+    notification_days: int = 90
+    notifications_per_user: int = 1000
     drain_timeout: float = 5.0
     ping_interval: float = 20.0
 
@@ -150,6 +152,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("retention_seconds", "resume window: seconds of changes kept", _number(int, 0)),
     Option("retention_per_log", "resume window: newest changes kept per log, whatever age", _COUNT),
     Option("prune_interval", "seconds between change-log prunes", _POSITIVE),
+    Option("notification_days", "days a notification is kept after its newest actor", _COUNT),
+    Option("notifications_per_user", "newest notifications kept per user (prune)", _COUNT),
     Option(
         "drain_timeout", "seconds SIGTERM waits for clients to take their last frames", _SECONDS
     ),

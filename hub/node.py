@@ -300,10 +300,19 @@ class Node:
     async def _publish_counts(self, post_id: int) -> None:
         await self.service.counts_change(post_id)
 
+    async def _prune_notifications(self) -> None:
+        """Apply ``--notification-days`` and ``--notifications-per-user``."""
+        settings = self.settings
+        max_age_ms = settings.notification_days * 86_400_000
+        removed = await self.service.prune_notifications(
+            max_age_ms, settings.notifications_per_user
+        )
+        log.debug("pruned %d notifications", removed)
+
     async def _prune_forever(self) -> None:
-        """Every ``prune_interval``: prune, and log the like counters a node left pending
-        (it died inside its coalescing window). A backend outage logs one WARNING, not
-        one traceback per attempt."""
+        """Every ``prune_interval``: prune the change log and the notifications, and log
+        the like counters a node left pending (it died inside its coalescing window). A
+        backend outage logs one WARNING, not one traceback per attempt."""
         failing = False
         while True:
             await asyncio.sleep(self.settings.prune_interval)
@@ -311,6 +320,7 @@ class Node:
                 pruned = await self.changelog.prune(now_ms())
                 stale = now_ms() - round(self.settings.counts_window * 1000 * STALE_COUNTS)
                 await self.service.log_pending_counts(stale, PENDING_COUNTS_BATCH)
+                await self._prune_notifications()
             except BackendUnavailable as exc:
                 if not failing:
                     log.warning("pruning the change log postponed: %s", exc)

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 __all__ = [
+    "SHOWN_ACTORS",
     "Barriers",
     "Change",
     "ChangeKind",
@@ -66,7 +67,15 @@ class Post:
 
 @dataclass(frozen=True, slots=True)
 class Notification:
-    """Something that happened to ``user``: a follow, like, reply or mention by ``actor``."""
+    """Something that happened to ``user``: a follow, like, reply or mention by ``actor``.
+
+    A notification is the *group* of everyone who did ``kind`` to ``post`` (``None`` for
+    a follow): at most one exists per (user, kind, post), and each actor joins it once
+    (docs/architecture.md, "Notifications"). ``actor`` and ``created_at`` are those of
+    the newest actor; ``actors`` holds the newest few (at most :data:`SHOWN_ACTORS`,
+    newest first, ``actor`` first; empty means just ``actor``) and ``others`` counts the
+    actors besides ``actor``.
+    """
 
     id: int
     user: str
@@ -75,6 +84,12 @@ class Notification:
     post: int | None
     created_at: int
     read: bool
+    actors: tuple[str, ...] = ()
+    others: int = 0
+
+
+SHOWN_ACTORS = 3
+"""How many of a notification's newest actors it names (``Notification.actors``)."""
 
 
 class ChangeKind(StrEnum):

@@ -47,7 +47,11 @@ def post_to_wire(post: Post, liked: bool | None = None) -> dict[str, Any]:
 
 
 def notification_to_wire(notification: Notification) -> dict[str, Any]:
-    """The Notification wire map (the recipient is implied by the connection)."""
+    """The Notification wire map (the recipient is implied by the connection).
+
+    ``actors`` (the newest actors, newest first) and ``others`` (how many actors
+    besides ``actor``) describe the group (protocol section 1, Notification).
+    """
     return {
         "id": notification.id,
         "kind": notification.kind,
@@ -55,6 +59,8 @@ def notification_to_wire(notification: Notification) -> dict[str, Any]:
         "post": notification.post,
         "created_at": notification.created_at,
         "read": notification.read,
+        "actors": list(notification.actors or (notification.actor,)),
+        "others": notification.others,
     }
 
 

@@ -38,9 +38,14 @@ export interface Post {
    * like/unlike; absent on posts that arrived as live events (not liked yet). */
   liked?: boolean;
 }
+/** A group: everyone who did `kind` to `post` (SPEC section 1). `actor` is the newest;
+ * `actors` the newest few, newest first; `others` how many besides `actor`. When someone
+ * joins, the group comes again under a new id: replace the one with the same kind and post.
+ * Absent from hubs before groups (read as `[actor]` and 0). */
 export interface Notification {
   id: number; kind: "follow" | "like" | "reply" | "mention"; actor: string;
   post: number | null; created_at: number; read: boolean;
+  actors?: string[]; others?: number;
 }
 export interface Page<T> { items: T[]; next: string | null }
 export type PostPatch = { id: number } & Partial<Omit<Post, "id">>;

@@ -134,7 +134,14 @@ class Post:
 
 @dataclass(frozen=True, slots=True)
 class Notification:
-    """Something that happened to the user: a follow, like, reply or mention by ``actor``."""
+    """Something that happened to the user: a follow, like, reply or mention by ``actor``.
+
+    A notification groups everyone who did ``kind`` to ``post`` (SPEC section 1):
+    ``actor`` is the newest of them, ``actors`` the newest few (``actor`` first) and
+    ``others`` how many besides ``actor`` ("alice and 3 others liked your post"). When
+    someone joins, the group comes again under a new id: replace the one with the same
+    ``kind`` and ``post``.
+    """
 
     id: int
     kind: str
@@ -142,20 +149,26 @@ class Notification:
     post: int | None
     created_at: int
     read: bool
+    actors: tuple[str, ...] = ()
+    others: int = 0
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> Notification:
-        """The notification a wire map describes."""
+        """The notification a wire map describes (a hub before groups: just ``actor``)."""
         read = data["read"]
         if type(read) is not bool:
             raise TypeError(f"expected a bool, got {read!r}")
+        actor = _str(data["actor"])
+        actors = data.get("actors")
         return cls(
             _int(data["id"]),
             _str(data["kind"]),
-            _str(data["actor"]),
+            actor,
             _opt_int(data.get("post")),
             _int(data["created_at"]),
             read,
+            (actor,) if actors is None else _strs(actors),
+            _opt_int(data.get("others")) or 0,
         )
 
 

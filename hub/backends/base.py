@@ -136,8 +136,9 @@ class Store(Protocol):
     async def follow(self, follower: str, followee: str, now: int) -> Committed[bool]:
         """Make ``follower`` follow ``followee``; value: True when newly following.
 
-        A new follow commits a ``follow`` notification for the followee and publishes a
-        :class:`FollowChange`; an existing one commits nothing.
+        A new follow commits a ``follow`` notification for the followee (unless the
+        follower is in its follow group already: :meth:`notifications_page`) and publishes
+        a :class:`FollowChange`; an existing one commits nothing.
         """
         ...
 
@@ -204,7 +205,7 @@ class Store(Protocol):
         """Like a post (idempotent); value: (changed?, like count now).
 
         A new like commits a ``like`` notification for ``notify`` (the post's author;
-        None for nobody).
+        None for nobody), unless ``user`` is in that like group already.
         """
         ...
 
@@ -291,7 +292,23 @@ class Store(Protocol):
     async def notifications_page(
         self, user: str, before: str | None, limit: int
     ) -> Page[Notification]:
-        """The user's notifications, newest first."""
+        """The user's notifications, newest first (by id).
+
+        Notifications are groups: at most one per (user, kind, post), joined at most once
+        by each actor. A write whose actor is new to the group replaces the group with
+        one under a new, higher id (unread, naming the actor first, counting one more)
+        and commits its ``notification`` change; an actor already in it commits nothing.
+        So ids order the page, no group appears on two pages, and ``mark_read(up_to)``
+        covers exactly the groups shown up to that id. A pruned group is forgotten with
+        its actors (:meth:`prune_notifications`): an actor may start a new one.
+        """
+        ...
+
+    async def prune_notifications(self, older_than: int, keep: int) -> int:
+        """Remove the notification groups whose newest actor came before ``older_than``
+        (ms), and all but the newest ``keep`` groups of each user; return how many were
+        removed. Idempotent; cost bounded by what it removes and the users who got a new
+        group since the last prune."""
         ...
 
     async def unread_count(self, user: str) -> int:

@@ -13,8 +13,9 @@ The change bodies are built in Python, by the same builders the embedded store u
 (``hub.changes``), as *templates*: a number the script decides is written as a random
 18-digit placeholder (:meth:`Templates.hole`), and the serialised body is cut at each
 placeholder into text pieces and hole names. The script joins the pieces with the
-values it computed, so a body is never parsed or re-encoded in Lua, and user text
-cannot forge a hole (it would have to guess a fresh 60-bit number). The script returns
+values it computed (a number, or JSON text the script built, such as a notification's
+actor list: ``redis_notes``), so a body is never parsed or re-encoded in Lua, and user
+text cannot forge a hole (it would have to guess a fresh 60-bit number). The script returns
 each appended change's sequence number and final body, from which
 :func:`committed_changes` builds the :class:`~hub.records.Change` records.
 
@@ -50,16 +51,6 @@ APPEND_LUA = """
 local ns = ARGV[1]
 local vals = {}
 local function user_key(user, what) return ns .. '{u:' .. user .. '}:' .. what end
-local function notify(slot, user, kind, actor, post, now)
-  local id = redis.call('INCR', ns .. 'seq:note')
-  local unread = user_key(user, 'unread')
-  redis.call('ZADD', user_key(user, 'notes'), id, id)
-  redis.call('ZADD', unread, id, id)
-  redis.call('HSET', user_key(user, 'notes:data'), id,
-             kind .. ' ' .. actor .. ' ' .. post .. ' ' .. now)
-  vals['note' .. slot] = id
-  vals['unread' .. slot] = redis.call('ZCARD', unread)
-end
 local function append_changes()
   local out = {}
   local i = tonumber(ARGV[2])
@@ -72,7 +63,8 @@ local function append_changes()
     local pieces = {ARGV[i + 6]}
     i = i + 7
     for _ = 1, holes do
-      pieces[#pieces + 1] = string.format('%d', vals[ARGV[i]])
+      local v = vals[ARGV[i]]
+      pieces[#pieces + 1] = type(v) == 'string' and v or string.format('%d', v)
       pieces[#pieces + 1] = ARGV[i + 1]
       i = i + 2
     end
@@ -144,7 +136,8 @@ class Templates:
         self._changes: list[NewChange] = []
 
     def hole(self, name: str) -> int:
-        """A placeholder number the script replaces with ``vals[name]``."""
+        """A placeholder number the script replaces with ``vals[name]`` (a number, or a
+        string of JSON text inserted as it is)."""
         value = _HOLE_LOW + secrets.randbelow(_HOLE_SPAN)
         self._holes[str(value)] = name
         return value

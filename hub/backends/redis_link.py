@@ -13,7 +13,9 @@ user's keys land in one slot.
 ``<ns>{u:<user>}:followers``      zset follower -> follow id
 ``<ns>{u:<user>}:posts``          zset of the user's live post ids
 ``<ns>{u:<user>}:home``           zset of fanned-out post ids (capped, see redis_store)
-``<ns>{u:<user>}:notes``          zset of notification ids; ``:notes:data`` hash id -> json
+``<ns>{u:<user>}:notes``          zset of notification ids; ``:notes:data`` hash id -> fields
+``<ns>{u:<user>}:notes:groups``   hash kind:post -> notification id; ``:na:<kind>:<post>``
+                                  set of a group's actors (see redis_notes)
 ``<ns>{u:<user>}:unread``         zset of unread notification ids
 ``<ns>{u:<user>}:log:u|n``        stream: the user's post / notification change log
 ``<ns>{u:<user>}:on``             set of node ids holding a connection of the user
@@ -31,6 +33,7 @@ user's keys land in one slot.
 ``<ns>log:posts``                 stream: every post change (for public/tag/thread resume)
 ``<ns>logs``, ``<ns>pruned``, ``<ns>pruned:posts``  change-log bookkeeping
 ``<ns>counts:pending``            zset post id -> ms: like counters not logged yet
+``<ns>notes:age``, ``notes:added``  notification pruning: by age, users to trim
 ``<ns>nodes``                     zset node id -> heartbeat expiry (ms, Redis clock)
 ``<ns>node:<id>:users``           set of users connected to that node
 ``<ns>c:<route key>``             pub/sub channel of a route key (``f:ann``, ``s:public``)

@@ -14,12 +14,13 @@ So a page costs O((1 + big followees) x limit) however many followers anyone has
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, cast
+from typing import cast
 
 import redis.asyncio as aioredis
 
 from hub.backends.base import CursorError
 from hub.backends.redis_link import Keys, translate_errors
+from hub.backends.redis_notes import notification_from_data
 from hub.records import Notification, Page, Post, Profile
 
 __all__ = ["RedisPages", "post_from_hash"]
@@ -219,7 +220,7 @@ class RedisPages:
         data = await self._r.hmget(self._k.user(user, "notes:data"), ids)
         unread = await self._r.zmscore(self._k.user(user, "unread"), ids)
         items = tuple(
-            _notification(int(nid), user, fields, score is None)
+            notification_from_data(int(nid), user, fields, score is None)
             for nid, fields, score in zip(ids, data, unread, strict=True)
         )
         return Page(items, ids[-1] if more else None)
@@ -227,8 +228,3 @@ class RedisPages:
     async def unread_count(self, user: str) -> int:
         """How many of the user's notifications are unread."""
         return int(await self._r.zcard(self._k.user(user, "unread")))
-
-
-def _notification(nid: int, user: str, fields: Any, read: bool) -> Notification:
-    kind, actor, post, created = str(fields).split(" ")
-    return Notification(nid, user, kind, actor, _opt_int(post), int(created), read)

@@ -33,10 +33,11 @@ from hub import changes
 from hub.backends.base import MissingRecord, RouteKeys
 from hub.backends.redis_append import APPEND_LUA, Templates, committed_changes
 from hub.backends.redis_link import Keys, script_runner, translate_errors
+from hub.backends.redis_notes import NOTES_LUA, NotePruner, notified_template
 from hub.backends.redis_pages import PROFILE_FIELDS, RedisPages, profile_from_fields
 from hub.backends.redis_relations import RedisRelations
 from hub.names import DevicesKey
-from hub.records import Committed, Notice, Notification, Post, Profile
+from hub.records import Committed, Notice, Post, Profile
 
 __all__ = ["FEED_CAP", "RedisStore"]
 
@@ -75,10 +76,10 @@ for _, post in ipairs(redis.call('ZREVRANGE', KEYS[10], 0, cap - 1)) do
   redis.call('ZADD', KEYS[9], post, post)
 end
 redis.call('ZREMRANGEBYRANK', KEYS[9], 0, -(cap + 1))
-notify(1, ARGV[4], 'follow', ARGV[3], '', ARGV[7])
-local out = committed(1)
+local out = {1}
+if notify(1, ARGV[4], 'follow', ARGV[3], '', ARGV[7]) then out = committed(1) end
 redis.call('PUBLISH', ARGV[6], '{"t":"f","follower":"' .. ARGV[3] .. '","followee":"' ..
-           ARGV[4] .. '","on":true,"after":' .. redis.call('GET', KEYS[1]) .. '}')
+           ARGV[4] .. '","on":true,"after":' .. (redis.call('GET', KEYS[1]) or '0') .. '}')
 return out
 """
 
@@ -146,7 +147,7 @@ else
     if redis.call('ZCARD', home) > cap then redis.call('ZREMRANGEBYRANK', home, 0, 0) end
   end
 end
-for n = 1, notices do
+for n = 1, notices do  -- the groups of a new post are new: notify adds every one
   notify(n, ARGV[11 + 2 * n], ARGV[12 + 2 * n], author, id, now)
 end
 return committed(id)
@@ -201,8 +202,10 @@ else changed = redis.call('SREM', KEYS[5], ARGV[3]) end
 if changed == 0 then return {0, tonumber(redis.call('HGET', KEYS[4], 'likes'))} end
 local likes = redis.call('HINCRBY', KEYS[4], 'likes', tonumber(ARGV[4]))
 redis.call('ZADD', ns .. 'counts:pending', 'NX', ARGV[6], redis.call('HGET', KEYS[4], 'id'))
-if ARGV[5] == '' then return {1, likes} end
-notify(1, ARGV[5], 'like', ARGV[3], redis.call('HGET', KEYS[4], 'id'), ARGV[6])
+if ARGV[5] == '' or not notify(1, ARGV[5], 'like', ARGV[3],
+                               redis.call('HGET', KEYS[4], 'id'), ARGV[6]) then
+  return {1, likes}
+end
 local out = committed(1)
 table.insert(out, 2, likes)
 return out
@@ -221,8 +224,9 @@ Script = Callable[[list[str], list[Any]], Awaitable[Any]]
 
 
 def _write_script(writer: aioredis.Redis, source: str) -> Script:
-    """A write script: the change-log library, the counters helper, then ``source``."""
-    return script_runner(writer, APPEND_LUA + _COUNTS + source)
+    """A write script: the change-log library, the notification groups, the counters
+    helper, then ``source``."""
+    return script_runner(writer, APPEND_LUA + NOTES_LUA + _COUNTS + source)
 
 
 @translate_errors
@@ -250,6 +254,7 @@ class RedisStore(RedisRelations, RedisPages):
         self._set_like = _write_script(writer, _SET_LIKE)
         self._counts = _write_script(writer, _RECORD_COUNTS)
         self._relation_scripts(writer)
+        self._notes = NotePruner(writer, keys)
 
     def _templates(self) -> Templates:
         return Templates(self._k, self._route_keys)
@@ -280,9 +285,7 @@ class RedisStore(RedisRelations, RedisPages):
         k = self._k
         templates = self._templates()
         if script is self._follow:
-            notification = Notification(templates.hole("note1"), followee, "follow", follower,
-                                        None, now, False)  # fmt: skip
-            templates.add(changes.notified(notification, templates.hole("unread1"), now))
+            templates.add(notified_template(templates, 1, followee, "follow", follower, None, now))
         keys = templates.keys(
             self._profile_key(follower),
             self._profile_key(followee),
@@ -298,8 +301,8 @@ class RedisStore(RedisRelations, RedisPages):
     async def follow(self, follower: str, followee: str, now: int) -> Committed[bool]:
         """Make ``follower`` follow ``followee``; value: True when newly following.
 
-        A new follow commits a ``follow`` notification and publishes a FollowChange,
-        in the same script.
+        A new follow publishes a FollowChange and commits a ``follow`` notification
+        (unless the follower is in the followee's follow group already), in one script.
         """
         added, *flat = await self._follow_write(self._follow, follower, followee, now)
         return Committed(bool(added), committed_changes(flat))
@@ -335,9 +338,9 @@ class RedisStore(RedisRelations, RedisPages):
         if parent is not None:
             templates.add(changes.counts(self._counted(templates, parent), now))
         for slot, notice in enumerate(notices, 1):
-            notification = Notification(templates.hole(f"note{slot}"), notice.user,
-                                        notice.kind, author, post_id, now, False)  # fmt: skip
-            templates.add(changes.notified(notification, templates.hole(f"unread{slot}"), now))
+            templates.add(
+                notified_template(templates, slot, notice.user, notice.kind, author, post_id, now)
+            )
         keys = templates.keys(
             k.global_("seq:post"),
             self._profile_key(author),
@@ -417,13 +420,12 @@ class RedisStore(RedisRelations, RedisPages):
     ) -> Committed[tuple[bool, int]]:
         """Like a post (idempotent); value: (changed?, like count now).
 
-        A new like commits a ``like`` notification for ``notify`` (the author), if any.
+        A new like commits a ``like`` notification for ``notify`` (the author), if any,
+        unless ``user`` is in the post's like group already.
         """
         templates = self._templates()
         if notify is not None:
-            notification = Notification(templates.hole("note1"), notify, "like", user,
-                                        post_id, now, False)  # fmt: skip
-            templates.add(changes.notified(notification, templates.hole("unread1"), now))
+            templates.add(notified_template(templates, 1, notify, "like", user, post_id, now))
         return await self._like(templates, user, post_id, 1, notify or "", now)
 
     async def unlike(self, user: str, post_id: int, now: int) -> Committed[tuple[bool, int]]:
@@ -445,6 +447,11 @@ class RedisStore(RedisRelations, RedisPages):
                 pipe.sismember(self._k.post(post_id, "likes"), user)
             found = await pipe.execute()
         return {post_id for post_id, liked in zip(post_ids, found, strict=True) if liked}
+
+    async def prune_notifications(self, older_than: int, keep: int) -> int:
+        """Remove the notification groups created before ``older_than`` (ms) and all but
+        the newest ``keep`` of each user (``redis_notes.NotePruner``)."""
+        return await self._notes.prune(older_than, keep)
 
     async def mark_read(self, user: str, up_to: int | None) -> int:
         """Mark notifications with id <= ``up_to`` (all when None) read; return unread count."""

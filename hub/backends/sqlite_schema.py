@@ -13,7 +13,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["DB_FILENAME", "MIGRATIONS", "Synchronous", "connect", "migrate", "transaction"]
+__all__ = [
+    "DB_FILENAME",
+    "MIGRATIONS",
+    "NOTIFICATION_GROUPS",
+    "Synchronous",
+    "connect",
+    "migrate",
+    "transaction",
+]
 
 DB_FILENAME = "hubbub.sqlite3"
 """The database file's name inside the data directory."""
@@ -147,7 +155,7 @@ CREATE TABLE counts_pending (
 change that carries the new counter clears the mark in its transaction, so a counter no
 change has logged yet is always findable (``SqliteStore.pending_counts``)."""
 
-_V4 = """
+BLOCKS_AND_MUTES = """
 CREATE TABLE blocks (
     id      INTEGER PRIMARY KEY AUTOINCREMENT,
     blocker TEXT NOT NULL REFERENCES profiles(id),
@@ -170,7 +178,52 @@ CREATE INDEX mutes_by_muter ON mutes(muter, id);
 """Blocks and mutes (``hub.backends.sqlite_relations``); a mute's ``until`` is NULL when
 it lasts until lifted. Ids order the lists (newest first) and are their page cursors."""
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
+
+NOTIFICATION_GROUPS = """
+ALTER TABLE notifications ADD COLUMN actors TEXT NOT NULL DEFAULT '';
+ALTER TABLE notifications ADD COLUMN actor_count INTEGER NOT NULL DEFAULT 1;
+
+CREATE TABLE notification_actors (
+    user  TEXT NOT NULL,
+    kind  TEXT NOT NULL,
+    post  INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    PRIMARY KEY (user, kind, post, actor)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO notification_actors (user, kind, post, actor)
+    SELECT user, kind, ifnull(post, 0), actor FROM notifications;
+
+UPDATE notifications SET
+    actor_count = (
+        SELECT count(DISTINCT o.actor) FROM notifications o WHERE o.user = notifications.user
+        AND o.kind = notifications.kind AND ifnull(o.post, 0) = ifnull(notifications.post, 0)
+    ),
+    actors = (
+        SELECT group_concat(actor, ' ') FROM (
+            SELECT o.actor FROM notifications o WHERE o.user = notifications.user
+            AND o.kind = notifications.kind AND ifnull(o.post, 0) = ifnull(notifications.post, 0)
+            GROUP BY o.actor ORDER BY max(o.id) DESC LIMIT 3
+        )
+    )
+    WHERE id IN (SELECT max(id) FROM notifications GROUP BY user, kind, ifnull(post, 0));
+DELETE FROM notifications
+    WHERE id NOT IN (SELECT max(id) FROM notifications GROUP BY user, kind, ifnull(post, 0));
+CREATE UNIQUE INDEX notifications_group ON notifications(user, kind, ifnull(post, 0));
+CREATE INDEX notifications_by_age ON notifications(created_at);
+
+CREATE TABLE notifications_added (user TEXT PRIMARY KEY) WITHOUT ROWID;
+INSERT INTO notifications_added (user) SELECT DISTINCT user FROM notifications;
+"""
+"""Notifications are groups (``SqliteStore`` and docs/architecture.md, "Notifications"):
+one row per (user, kind, post) (``notifications_group``; a follow's post is NULL, 0 in
+the key), naming its newest actors (``actors``, space-separated, newest first, at most
+3) and counting them all (``actor_count``); ``notification_actors`` holds every actor of
+every group (the deduplication key), deleted with its group. Existing rows are merged
+into their groups here. ``notifications_by_age`` serves the age prune,
+``notifications_added`` (users who got a new group since the last count prune) the count
+prune. Independent of the other migrations: it touches only these tables."""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, BLOCKS_AND_MUTES, NOTIFICATION_GROUPS]
 """SQL scripts; entry ``i`` migrates schema version ``i`` to ``i + 1``."""
 
 

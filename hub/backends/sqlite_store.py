@@ -9,10 +9,17 @@ commit).
 
 Page cursors are ``str(id)`` of the last item's key (post id, follow id, notification id);
 pages are keyset-paginated (``id < before`` newest first, ``id > before`` for replies).
+
+Notifications are groups (``hub.records.Notification``): one ``notifications`` row per
+(user, kind, post), and one ``notification_actors`` row per actor of it. A new actor
+replaces the row with one under a new (higher) id, so the notification page stays a
+plain keyset page over ids, mark-read's ``up_to`` covers exactly what was shown, and an
+actor already in the group (a like/unlike/like toggle) adds nothing (see ``sqlite_schema``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import heapq
 import sqlite3
@@ -27,16 +34,30 @@ from hub.backends.sqlite_rows import Row
 from hub.backends.sqlite_rows import cursor_id as _cursor_id
 from hub.backends.sqlite_rows import rows_page as _page
 from hub.backends.sqlite_schema import transaction
-from hub.records import Change, Committed, NewChange, Notice, Notification, Page, Post, Profile
+from hub.records import (
+    SHOWN_ACTORS,
+    Change,
+    Committed,
+    NewChange,
+    Notice,
+    Notification,
+    Page,
+    Post,
+    Profile,
+)
 
-__all__ = ["SqliteStore"]
+__all__ = ["PRUNE_BATCH", "SqliteStore"]
 
 _PROFILE = "p.id, p.name, p.bio, p.created_at, p.followers, p.following, p.posts"
 _POST = (
     "p.id, p.author, p.text, p.created_at, p.edited_at, p.reply_to, p.root, p.tags,"
     " p.mentions, p.likes, p.replies, p.deleted"
 )
-_NOTIFICATION = "id, user, kind, actor, post, created_at, read"
+_NOTIFICATION = "id, user, kind, actor, post, created_at, read, actors, actor_count"
+_GROUP = "user = ? AND kind = ? AND ifnull(post, 0) = ?"  # uses notifications_group
+_GROUP_ROW = "id, user, kind, ifnull(post, 0)"
+PRUNE_BATCH = 500
+"""Notification groups one prune transaction removes at most (it yields in between)."""
 
 
 def _profile(row: Row) -> Profile:
@@ -62,8 +83,20 @@ def _post(row: Row) -> Post:
 
 
 def _notification(row: Row) -> Notification:
-    nid, user, kind, actor, post, created, read = row
-    return Notification(nid, user, kind, actor, post, created, bool(read))
+    nid, user, kind, actor, post, created, read, actors, count = row
+    shown = tuple(actors.split()) or (actor,)
+    return Notification(nid, user, kind, actor, post, created, bool(read), shown, count - 1)
+
+
+def _drop_groups(db: sqlite3.Connection, doomed: list[Row]) -> int:
+    """Delete the notification groups ``doomed`` (rows of :data:`_GROUP_ROW`) and their
+    actors inside the open transaction ``db``; return how many."""
+    db.executemany("DELETE FROM notifications WHERE id = ?", [row[:1] for row in doomed])
+    db.executemany(
+        "DELETE FROM notification_actors WHERE user = ? AND kind = ? AND post = ?",
+        [row[1:] for row in doomed],
+    )
+    return len(doomed)
 
 
 class SqliteStore(SqliteRelations):
@@ -126,7 +159,8 @@ class SqliteStore(SqliteRelations):
     async def follow(self, follower: str, followee: str, now: int) -> Committed[bool]:
         """Make ``follower`` follow ``followee``; value: True when newly following.
 
-        A new follow commits a ``follow`` notification and publishes a FollowChange.
+        A new follow publishes a FollowChange and commits a ``follow`` notification,
+        unless ``follower`` is in the followee's follow group already (deduplicated).
         """
         try:
             with transaction(self._db) as db:
@@ -139,10 +173,11 @@ class SqliteStore(SqliteRelations):
                     return Committed(False)
                 self._adjust_follow_counts(follower, followee, 1)
                 notice = self._notify(db, Notice(followee, "follow"), follower, None, now)
-                committed = self._commit_changes(db, [notice])
+                committed = self._commit_changes(db, notice)
         except sqlite3.IntegrityError as exc:
             raise MissingRecord(f"no user {follower!r} or {followee!r}") from exc
-        self._log.announce([*committed, FollowChange(follower, followee, True, committed[-1].seq)])
+        after = committed[-1].seq if committed else await self._log.head()
+        self._log.announce([*committed, FollowChange(follower, followee, True, after)])
         return Committed(True, committed)
 
     async def unfollow(self, follower: str, followee: str) -> Committed[bool]:
@@ -240,7 +275,8 @@ class SqliteStore(SqliteRelations):
                 self._set_tags(post_id, tags)
                 post = self._existing_post(post_id)
                 new = [changes.created(post, now), *self._counts_of(reply_to, now)]
-                new += [self._notify(db, notice, author, post_id, now) for notice in notices]
+                for notice in notices:
+                    new += self._notify(db, notice, author, post_id, now)
                 committed = self._commit_changes(db, new)
         except sqlite3.IntegrityError as exc:
             raise MissingRecord(f"no user among {author!r} and the notified") from exc
@@ -310,7 +346,8 @@ class SqliteStore(SqliteRelations):
     ) -> Committed[tuple[bool, int]]:
         """Like a post (idempotent); value: (changed?, like count now).
 
-        A new like commits a ``like`` notification for ``notify`` (the author), if any.
+        A new like commits a ``like`` notification for ``notify`` (the author), if any,
+        unless ``user`` is in the post's like group already (deduplicated).
         """
         statement = "INSERT OR IGNORE INTO likes (post_id, user) VALUES (?, ?)"
         liked = None if notify is None else Notice(notify, "like")
@@ -356,7 +393,7 @@ class SqliteStore(SqliteRelations):
                     )
                 if changed and notify is not None:
                     notice = self._notify(db, notify, user, post_id, now)
-                    committed = self._commit_changes(db, [notice])
+                    committed = self._commit_changes(db, notice)
                 likes += delta if changed else 0
         except sqlite3.IntegrityError as exc:
             raise MissingRecord(f"no user {user!r}") from exc
@@ -433,15 +470,84 @@ class SqliteStore(SqliteRelations):
 
     def _notify(
         self, db: sqlite3.Connection, notice: Notice, actor: str, post: int | None, now: int
-    ) -> NewChange:
-        """Store an unread notification inside the open transaction; return its change
-        (carrying the unread count after it)."""
-        row = db.execute(
-            "INSERT INTO notifications (user, kind, actor, post, created_at)"
-            f" VALUES (?, ?, ?, ?, ?) RETURNING {_NOTIFICATION}",
-            (notice.user, notice.kind, actor, post, now),
+    ) -> list[NewChange]:
+        """Add ``actor`` to the notification group (user, kind, post) inside the open
+        transaction; return its change (carrying the unread count after it), or nothing
+        when the actor is in the group already.
+
+        A group that exists is replaced by one with a new id, unread, at the top, naming
+        the actor first and counting one actor more (the module docstring).
+        """
+        group = (notice.user, notice.kind, post or 0)
+        joined = db.execute(
+            "INSERT OR IGNORE INTO notification_actors (user, kind, post, actor)"
+            " VALUES (?, ?, ?, ?)",
+            (*group, actor),
+        ).rowcount
+        if not joined:
+            return []
+        old = db.execute(
+            f"DELETE FROM notifications WHERE {_GROUP} RETURNING actor, actors, actor_count",
+            group,
         ).fetchone()
-        return changes.notified(_notification(row), self._unread(notice.user), now)
+        if old is None:
+            shown, count = [actor], 1
+            db.execute("INSERT OR IGNORE INTO notifications_added (user) VALUES (?)", group[:1])
+        else:
+            old_actor, old_actors, old_count = old
+            shown = [actor, *(old_actors.split() or [old_actor])][:SHOWN_ACTORS]
+            count = old_count + 1
+        row = db.execute(
+            "INSERT INTO notifications (user, kind, actor, post, created_at, actors, actor_count)"
+            f" VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {_NOTIFICATION}",
+            (notice.user, notice.kind, actor, post, now, " ".join(shown), count),
+        ).fetchone()
+        return [changes.notified(_notification(row), self._unread(notice.user), now)]
+
+    async def prune_notifications(self, older_than: int, keep: int) -> int:
+        """Remove the notification groups created before ``older_than`` (ms) and all but
+        the newest ``keep`` groups of each user; return how many were removed.
+
+        Each group goes with its actors (so an actor may notify again afterwards), in
+        transactions of at most :data:`PRUNE_BATCH` groups that yield to the event loop
+        in between. Only users who got a new group since the last prune
+        (``notifications_added``) can hold more than ``keep``.
+        """
+        removed = 0
+        while True:
+            with transaction(self._db) as db:
+                doomed = db.execute(
+                    f"SELECT {_GROUP_ROW} FROM notifications"
+                    " WHERE created_at < ? ORDER BY created_at LIMIT ?",
+                    (older_than, PRUNE_BATCH),
+                ).fetchall()
+                removed += _drop_groups(db, doomed)
+            await asyncio.sleep(0)
+            if len(doomed) < PRUNE_BATCH:
+                break
+        while added := self._db.execute(
+            "SELECT user FROM notifications_added LIMIT ?", (PRUNE_BATCH,)
+        ).fetchall():
+            for (user,) in added:
+                removed += await self._trim(user, keep)
+        return removed
+
+    async def _trim(self, user: str, keep: int) -> int:
+        """Remove all but the newest ``keep`` groups of ``user``; clear its added mark."""
+        removed = 0
+        while True:
+            with transaction(self._db) as db:
+                doomed = db.execute(
+                    f"SELECT {_GROUP_ROW} FROM notifications WHERE user = ?"
+                    " ORDER BY id DESC LIMIT ? OFFSET ?",
+                    (user, PRUNE_BATCH, keep),
+                ).fetchall()
+                removed += _drop_groups(db, doomed)
+                if len(doomed) < PRUNE_BATCH:
+                    db.execute("DELETE FROM notifications_added WHERE user = ?", (user,))
+            await asyncio.sleep(0)
+            if len(doomed) < PRUNE_BATCH:
+                return removed
 
     async def notifications_page(
         self, user: str, before: str | None, limit: int

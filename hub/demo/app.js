@@ -271,8 +271,10 @@ async function toggleNotes() {
   if (!open) return;
   const page = await client.call("notifications", { limit: 20 });
   const say = { follow: "followed you", like: "liked your post", reply: "replied to your post", mention: "mentioned you" };
+  // A notification groups everyone who did the same to the same post: "@alice and 3 others liked your post".
+  const others = (n) => (n.others ? ` and ${n.others} ${n.others === 1 ? "other" : "others"}` : "");
   $("notes-list").replaceChildren(...(page.items.length ? page.items.map((n) =>
-    el("li", { class: n.read ? "" : "unread" }, avatar(n.actor), el("span", {}, el("strong", {}, `@${n.actor}`), ` ${say[n.kind] ?? n.kind}`),
+    el("li", { class: n.read ? "" : "unread" }, avatar(n.actor), el("span", {}, el("strong", {}, `@${n.actor}`), `${others(n)} ${say[n.kind] ?? n.kind}`),
       el("time", { "data-ms": n.created_at }, ago(n.created_at)))) : [el("li", { class: "hint" }, "No notifications yet.")]));
   await feeds.home.markRead();
   panel.scrollIntoView({ block: "nearest" });

@@ -371,6 +371,11 @@ class SocialService:
         )  # fmt: skip
         return page, await self._store.unread_count(actor)
 
+    async def prune_notifications(self, max_age_ms: int, keep: int) -> int:
+        """Remove the notification groups whose newest actor is older than ``max_age_ms``
+        and all but the newest ``keep`` of each user; return how many were removed."""
+        return await self._store.prune_notifications(self._clock() - max_age_ms, keep)
+
     async def mark_read(self, actor: str, up_to: int | None) -> int:
         """Mark notifications up to id ``up_to`` (all when None) read; return unread count."""
         return await self._store.mark_read(actor, up_to)

@@ -170,12 +170,12 @@ async def test_foreign_cursor_is_rejected(store: Store) -> None:
 
 
 async def test_notifications_page_unread_and_mark_read(store: Store) -> None:
-    target = await post(store, "ann")
-    for user in ("bob", "cat", "dan"):
+    targets = [await post(store, "ann") for _ in range(3)]
+    for user, target in zip(("bob", "cat", "dan"), targets, strict=True):
         await store.ensure_profile(user, 1)
         await store.like(user, target.id, "ann", 20)
     made = (await store.notifications_page("ann", None, 10)).items[::-1]
-    assert made[0].user == "ann" and not made[0].read and made[0].post == target.id
+    assert made[0].user == "ann" and not made[0].read and made[0].post == targets[0].id
     assert [(n.kind, n.actor) for n in made] == [("like", "bob"), ("like", "cat"), ("like", "dan")]
     assert await store.unread_count("ann") == 3
     pages = await all_pages(lambda b, n: store.notifications_page("ann", b, n), 2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from playwright.sync_api import Browser, expect
@@ -89,3 +90,28 @@ def test_a_like_is_remembered_by_the_hub_across_windows(
     expect(liked).to_have_attribute("aria-pressed", "false", timeout=WAIT_MS)
     expect(eve.post("Like this one").locator(".likes")).to_have_text("0", timeout=WAIT_MS)
     assert dora.errors == [] and again.errors == [] and eve.errors == []
+
+
+def test_the_bell_groups_likes_and_follows(browser: Browser, dev_hub: ServerProcess) -> None:
+    base = f"http://127.0.0.1:{dev_hub.port}/"
+    ivy, jon, kim = DemoPage(browser, base), DemoPage(browser, base), DemoPage(browser, base)
+    for page, user in ((ivy, "ivy"), (jon, "jon"), (kim, "kim")):
+        page.sign_in(user)
+    mine = ivy.compose("Group my likes")
+    for fan in (jon, kim):
+        fan.follow_suggested("ivy")
+        like = fan.post("Group my likes").get_by_role("button", name="Like")
+        like.click()
+        expect(like).to_have_attribute("aria-pressed", "true", timeout=WAIT_MS)
+    expect(mine.locator(".likes")).to_have_text("2", timeout=WAIT_MS)
+    expect(ivy.page.locator("#badge")).to_have_text("2", timeout=WAIT_MS)  # two groups
+    ivy.page.locator("#bell").click()
+    notes = ivy.page.locator("#notes-list li")
+    expect(notes).to_have_text(
+        [
+            re.compile(r"@kim and 1 other liked your post"),
+            re.compile(r"@kim and 1 other followed you"),
+        ],
+        timeout=WAIT_MS,
+    )
+    assert ivy.errors == [] and jon.errors == [] and kim.errors == []

@@ -62,7 +62,7 @@ async def test_every_operation(sdk: Open, codec: str) -> None:
     assert await alice.unlike(post.id) == 0
     notes = await bob.notifications()
     assert {n.kind for n in notes.items} == {"follow", "reply", "like"}
-    assert notes.unread == 3
+    assert notes.unread == 3 and all((n.actors, n.others) == ((n.actor,), 0) for n in notes.items)
     assert await bob.mark_read() == 0
     assert await alice.presence(["bob", "carol"]) == {"bob"}
     await alice.unsubscribe("tag:news")

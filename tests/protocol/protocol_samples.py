@@ -61,6 +61,8 @@ NOTIFICATION: dict[str, Any] = {
     "post": 42,
     "created_at": 1732406520000,
     "read": False,
+    "actors": ["bob", "carol"],
+    "others": 1,
 }
 
 REQUESTS: dict[str, Request] = {

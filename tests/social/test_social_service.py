@@ -186,10 +186,19 @@ async def test_feeds(social: SocialService) -> None:
 
 async def test_notifications_and_mark_read(social: SocialService) -> None:
     await social.follow("bob", "ann")
-    await social.follow("cat", "ann")
+    await social.create_post("cat", "hi @ann", None)
     page, unread = await social.notifications("ann", None, 10)
-    assert unread == 2 and [n.actor for n in page.items] == ["cat", "bob"]
+    assert unread == 2 and [(n.kind, n.actor) for n in page.items] == [
+        ("mention", "cat"),
+        ("follow", "bob"),
+    ]
     assert await social.mark_read("ann", page.items[1].id) == 1
+    await social.follow("cat", "ann")  # joins the follow group: one group, moved up
+    page, unread = await social.notifications("ann", None, 10)
+    assert unread == 2 and [(n.kind, n.actors, n.others) for n in page.items] == [
+        ("follow", ("cat", "bob"), 1),
+        ("mention", ("cat",), 0),
+    ]
     assert await social.mark_read("ann", None) == 0
 
 
