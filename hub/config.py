@@ -45,6 +45,7 @@ class Settings:
     counts_window: float = 0.25
     retention_seconds: int = 900
     retention_per_log: int = 1000
+    retention_max_seconds: int = 86_400
     prune_interval: float = 60.0
     drain_timeout: float = 5.0
     ping_interval: float = 20.0
@@ -149,6 +150,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("counts_window", "seconds over which like-count updates are coalesced", _SECONDS),
     Option("retention_seconds", "resume window: seconds of changes kept", _number(int, 0)),
     Option("retention_per_log", "resume window: newest changes kept per log, whatever age", _COUNT),
+    Option(
+        "retention_max_seconds",
+        "hard bound: no change older than this survives a prune (the newest per log neither)",
+        _number(int, 0),
+    ),
     Option("prune_interval", "seconds between change-log prunes", _POSITIVE),
     Option(
         "drain_timeout", "seconds SIGTERM waits for clients to take their last frames", _SECONDS
