@@ -9,6 +9,8 @@ few its log holds.
 
 from __future__ import annotations
 
+import asyncio
+
 from hub.backends.base import Store
 from hub.records import ChangeKind
 from tests.backends.backend_harness import Backends, Factory, interest, post_change
@@ -88,3 +90,22 @@ async def test_no_change_outlives_the_hard_bound(make_backend: Factory) -> None:
     assert found is not None and [c.post for c in found] == [3]
     assert await log.prune(3 * MINUTE) == 1
     assert await log.read_since(3, everyone, 10) == [] and await log.head() == 3
+
+
+async def test_a_read_that_a_scrub_interleaves_with_never_loses_the_post(
+    backend: Backends,
+) -> None:
+    store, log = backend.store, backend.changelog
+    await store.ensure_profile("ann", 1)
+    post_id, _ = await post(store, "ann", "first words", (), 2)
+    reading = asyncio.create_task(log.read_since(0, interest("bob", ("bob", "ann")), 100))
+    await asyncio.sleep(0)  # the read runs up to its first wait
+    await store.edit_post(post_id, "second words", (), (), 3)
+    found = await reading
+    assert found is not None
+    story = [(c.kind, c.data["text"]) for c in found if c.post == post_id]
+    # the creation (read before the edit), or the edit that restates the post: never neither
+    assert story in (
+        [(ChangeKind.POST_CREATED, "first words")],
+        [(ChangeKind.POST_EDITED, "second words")],
+    )
