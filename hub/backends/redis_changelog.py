@@ -26,7 +26,8 @@ A post change's entries hold only its post id; its body is in the post's ``log``
 (``redis_append``: an edit or a deletion scrubs them all). A read fetches the bodies of
 the entries it examined in one more round trip, and reads again when ``seq:scrub``
 moved meanwhile (a scrub removed entries it may have found). Pruning deletes a body
-with its entries.
+with its entries. (Entries written before bodies moved to the post hashes hold their
+body, ``c``; reads still take it, a scrub cannot find them, the hard bound prunes them.)
 """
 
 from __future__ import annotations
