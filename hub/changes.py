@@ -12,8 +12,14 @@ from hub.wire import notification_to_wire, post_to_wire
 __all__ = ["counts", "created", "deleted", "edited", "notified"]
 
 
-def _about(
-    post: Post, kind: ChangeKind, data: Mapping[str, Any], now: int, tags: tuple[str, ...]
+def _about(  # noqa: PLR0917 - every field of a post change
+    post: Post,
+    kind: ChangeKind,
+    data: Mapping[str, Any],
+    now: int,
+    tags: tuple[str, ...],
+    origin: int | None = None,
+    route_tags: tuple[str, ...] = (),
 ) -> NewChange:
     """A change of ``post``, in its author's log."""
     return NewChange(
@@ -27,6 +33,8 @@ def _about(
         tags=tags,
         recipient=None,
         data=data,
+        origin=origin,
+        route_tags=route_tags,
     )
 
 
@@ -35,23 +43,23 @@ def created(post: Post, now: int) -> NewChange:
     return _about(post, ChangeKind.POST_CREATED, post_to_wire(post), now, post.tags)
 
 
-def edited(old: Post, new: Post, now: int) -> NewChange:
-    """An edit: the changed fields. Its tags are the old and the new ones, so that a tag
-    stream that showed the post hears about the edit that removed the tag."""
-    data = {
-        "id": new.id,
-        "text": new.text,
-        "tags": list(new.tags),
-        "mentions": list(new.mentions),
-        "edited_at": new.edited_at,
-    }
-    tags = tuple(dict.fromkeys(old.tags + new.tags))
-    return _about(new, ChangeKind.POST_EDITED, data, now, tags)
+def edited(old: Post, new: Post, now: int, origin: int | None) -> NewChange:
+    """An edit: data is the whole post after it (with its counters), ``origin`` the
+    sequence of its creation (None when unknown). The edit scrubs the post's earlier
+    changes, so it carries what a replay needs to show the post from scratch.
+
+    Only the new tags are stored; the removed ones route the live event alone
+    (``route_tags``), so that a tag stream that showed the post hears about the edit
+    that removed the tag, while no stored change keeps the old tag."""
+    removed = tuple(tag for tag in old.tags if tag not in new.tags)
+    data = post_to_wire(new)
+    return _about(new, ChangeKind.POST_EDITED, data, now, new.tags, origin, removed)
 
 
-def deleted(post: Post, now: int) -> NewChange:
-    """A deletion: data is ``{id}``."""
-    return _about(post, ChangeKind.POST_DELETED, {"id": post.id}, now, post.tags)
+def deleted(post: Post, now: int, origin: int | None) -> NewChange:
+    """A deletion: data is ``{id}``; no tag is stored (they route the live event only)."""
+    data = {"id": post.id}
+    return _about(post, ChangeKind.POST_DELETED, data, now, (), origin, post.tags)
 
 
 def counts(post: Post, now: int) -> NewChange:

@@ -45,6 +45,7 @@ class Settings:
     counts_window: float = 0.25
     retention_seconds: int = 900
     retention_per_log: int = 1000
+    retention_max_seconds: int = 86_400
     prune_interval: float = 60.0
     notification_days: int = 90
     notifications_per_user: int = 1000
@@ -151,6 +152,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("counts_window", "seconds over which like-count updates are coalesced", _SECONDS),
     Option("retention_seconds", "resume window: seconds of changes kept", _number(int, 0)),
     Option("retention_per_log", "resume window: newest changes kept per log, whatever age", _COUNT),
+    Option(
+        "retention_max_seconds",
+        "hard bound: no change older than this survives a prune (the newest per log neither)",
+        _number(int, 0),
+    ),
     Option("prune_interval", "seconds between change-log prunes", _POSITIVE),
     Option("notification_days", "days a notification is kept after its newest actor", _COUNT),
     Option("notifications_per_user", "newest notifications kept per user (prune)", _COUNT),

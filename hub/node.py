@@ -122,6 +122,7 @@ class Node:
                 route_keys=route_keys,
                 retention_seconds=settings.retention_seconds,
                 retention_per_log=settings.retention_per_log,
+                retention_max_seconds=settings.retention_max_seconds,
                 fanout_limit=settings.fanout_limit,
                 presence_ttl=settings.presence_ttl,
             )
@@ -131,6 +132,7 @@ class Node:
                 synchronous=settings.sync,
                 retention_seconds=settings.retention_seconds,
                 retention_per_log=settings.retention_per_log,
+                retention_max_seconds=settings.retention_max_seconds,
             )
         node = cls(settings, backends)
         await node._listen()

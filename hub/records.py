@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 __all__ = [
+    "RESTATING",
     "SHOWN_ACTORS",
     "Barriers",
     "Change",
@@ -98,13 +99,20 @@ class ChangeKind(StrEnum):
     POST_CREATED = "post.created"
     """A new post or reply; data is the full Post wire map."""
     POST_EDITED = "post.edited"
-    """An edit; data is ``{id, text, tags, mentions, edited_at}``."""
+    """An edit; data is the full Post wire map after it (its live event carries
+    ``{id, text, tags, mentions, edited_at}``; see ``hub.routing``)."""
     POST_DELETED = "post.deleted"
     """A deletion; data is ``{id}``."""
+
     POST_COUNTS = "post.counts"
     """New like/reply counters; data is ``{id, likes, replies}``."""
     NOTIFICATION = "notification"
     """A notification for ``recipient``; data is ``{notification, unread}``."""
+
+
+RESTATING = frozenset({ChangeKind.POST_EDITED, ChangeKind.POST_DELETED})
+"""The kinds that scrub a post's earlier changes from the logs and restate it: a replay
+shows the post's current state at their cursor (``hub.routing.replay_routes``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +129,12 @@ class NewChange:
     tags: tuple[str, ...]
     recipient: str | None
     data: Mapping[str, Any]
+    origin: int | None = None
+    """For a restating change (:data:`RESTATING`): the sequence of the post's creation,
+    when the logs still knew it (its creation change was removed with the scrub)."""
+    route_tags: tuple[str, ...] = ()
+    """Tags the live event is routed by besides ``tags`` and that are never stored: an
+    edit's removed tags, a deleted post's tags."""
 
     def sequenced(self, seq: int) -> Change:
         """This change with its global sequence number ``seq``."""
@@ -136,6 +150,8 @@ class NewChange:
             tags=self.tags,
             recipient=self.recipient,
             data=self.data,
+            origin=self.origin,
+            route_tags=self.route_tags,
         )
 
 
@@ -146,7 +162,8 @@ class Change:
     ``seq`` is the global increasing sequence (the wire cursor is ``str(seq)``); ``log`` is
     the stored name of a :class:`hub.names.LogName` (the author's post log or the
     recipient's notification log); ``data`` is the
-    wire payload of the event(s) the change yields.
+    wire payload of the event(s) the change yields. ``origin`` and ``route_tags`` are
+    those of :class:`NewChange`; a change read back from a log has no ``route_tags``.
     """
 
     seq: int
@@ -160,6 +177,8 @@ class Change:
     tags: tuple[str, ...]
     recipient: str | None
     data: Mapping[str, Any]
+    origin: int | None = None
+    route_tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,13 +292,17 @@ class Interest:
         return self.public or bool(self.tags) or bool(self.threads)
 
     def matches(self, change: Change) -> bool:
-        """Whether ``change`` concerns this connection."""
+        """Whether ``change`` concerns this connection. An edit or a deletion concerns
+        every connection with a tag stream: the tags it removed are not stored, so a
+        replay cannot tell which tag streams showed the post."""
         if change.kind == ChangeKind.NOTIFICATION:
             return change.recipient == self.user
         if self.public or change.author in self.authors:
             return True
         if not self.tags.isdisjoint(change.tags):
             return True
+        if self.tags and change.kind in RESTATING:
+            return True  # its removed tags are gone: replayed to every tag stream
         return any(
             ref is not None and ref in self.threads
             for ref in (change.root, change.reply_to, change.post)

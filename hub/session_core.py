@@ -37,7 +37,7 @@ from typing import Any
 from hub.names import RouteKey
 from hub.ratelimit import TokenBucket
 from hub.records import Change
-from hub.routing import routes_for
+from hub.routing import replay_routes
 from protocol import Event, EventType
 from protocol.errors import CloseCode, ErrorCode
 
@@ -149,15 +149,16 @@ def plan_replay(
 ) -> Replay:
     """The events ``keys`` should get from ``changes`` (the log after ``after``, up to
     change ``upto``), or a ``resync`` when ``changes`` is None (the log cannot answer)
-    or the events take more than ``budget`` bytes. Changes by an author ``hides`` says
-    the session does not hear from (a block or a mute) yield nothing, as live."""
+    or the events take more than ``budget`` bytes. Edits and deletions restate their
+    post (``hub.routing.replay_routes``). Changes by an author ``hides`` says the session
+    does not hear from (a block or a mute) yield nothing, as live."""
     messages: list[bytes] = []
     size, last = 0, after
     for change in changes or ():
         if upto is not None and change.seq > upto:
             break
         if not hides(change.author):
-            for route_keys, event in routes_for(change):
+            for route_keys, event in replay_routes(change, after, keys):
                 if not keys.isdisjoint(route_keys):
                     messages.append(encode(event))
                     size += len(messages[-1])

@@ -188,14 +188,17 @@ class Store(Protocol):
     ) -> Committed[Post]:
         """Replace the text, tags and mentions of a post; value: the edited post.
 
-        Commits ``post.edited`` (routed by the old and the new tags).
+        Commits ``post.edited`` (the whole post; stored with the new tags, routed live by
+        the old ones too) and removes the post's earlier changes from the logs.
         """
         ...
 
     async def delete_post(self, post_id: int, now: int) -> Committed[Post]:
         """Soft-delete a post (its id is never reused); value: it with ``deleted`` set.
 
-        Commits ``post.deleted`` and, for a reply, the parent's ``post.counts``.
+        The stored post keeps no text, tags or mentions, and its earlier changes are
+        removed from the logs. Commits ``post.deleted`` (no tag stored; routed live by
+        the post's tags) and, for a reply, the parent's ``post.counts``.
         """
         ...
 
@@ -328,7 +331,14 @@ class ChangeLog(Protocol):
     """The durable, sequenced change logs that cursors and resume are built on.
 
     Retention: a change is kept while younger than ``retention_seconds`` OR among the
-    newest ``retention_per_log`` changes of its log.
+    newest ``retention_per_log`` changes of its log, and never once older than
+    ``retention_max_seconds`` (the hard bound).
+
+    Deleted means gone: a store's edit or deletion of a post removes every earlier
+    change about it (not the notifications) from the logs in its own commit, and the
+    new change (``origin``: the post's creation sequence) restates the post on replay
+    (``hub.routing.replay_routes``). A read never answers with a change a scrub removed
+    while it ran. An edit's or deletion's ``route_tags`` are never stored.
     """
 
     async def append(self, changes: Sequence[NewChange]) -> list[Change]:
@@ -352,7 +362,9 @@ class ChangeLog(Protocol):
         ...
 
     async def prune(self, now: int) -> int:
-        """Apply the retention rule at time ``now`` (ms); return how many changes were removed."""
+        """Apply the retention rule at time ``now`` (ms); return how many changes were removed.
+
+        Nothing older than the hard bound survives it."""
         ...
 
 

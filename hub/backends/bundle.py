@@ -41,6 +41,7 @@ async def open_embedded(
     synchronous: Literal["normal", "full"],
     retention_seconds: float,
     retention_per_log: int,
+    retention_max_seconds: float = 86_400,
 ) -> Backends:
     """The embedded default: SQLite in ``data_dir``, bus and presence in this process."""
     bus = MemoryBus()
@@ -49,6 +50,7 @@ async def open_embedded(
         synchronous=synchronous,
         retention_seconds=retention_seconds,
         retention_per_log=retention_per_log,
+        retention_max_seconds=retention_max_seconds,
         publish=bus.deliver,
     )
     return Backends(sqlite.store, sqlite.changelog, bus, MemoryPresence(), sqlite.close)
@@ -63,6 +65,7 @@ async def open_redis(
     fanout_limit: int,
     presence_ttl: float,
     namespace: str | None = None,
+    retention_max_seconds: float = 86_400,
 ) -> Backends:
     """Everything in Redis at ``url``, shared with every node using the same URL.
 
@@ -108,6 +111,7 @@ async def open_redis(
         route_keys,
         retention_seconds=retention_seconds,
         retention_per_log=retention_per_log,
+        retention_max_seconds=retention_max_seconds,
     )
     bus = RedisBus(url, client, keys)
     renewer = connect(url, pool_size=1)  # heartbeats never queue behind a burst

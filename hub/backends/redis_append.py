@@ -9,14 +9,25 @@ to ``log:posts`` for a post change) and ``PUBLISH`` on the channel of each of it
 keys. Redis runs a script as one unit, so the record, its changes, their sequence
 numbers and their publication happen together or not at all (``hub.backends.base``).
 
+Deleted means gone: a stream entry cannot be rewritten, and ``XDEL`` only marks an entry
+deleted (its bytes stay in the stream's memory and in every dump of it). So a post
+change's entries hold only its time and post id (``t``, ``p``); its body lives in the
+post's ``{p:<id>}:log`` hash (sequence -> body). An edit or a deletion calls
+``scrub(post, stream)`` before appending: it deletes (``XDEL``) the post's entries from its
+author's stream and ``log:posts``, deletes that hash (and with it every old text, tag
+and mention) and bumps ``seq:scrub``, which readers watch to read again. ``origin_of``
+leaves the post's creation sequence in ``vals.origin`` for the restating change. A
+notification's entry holds its body (``c``). A change's ``route_tags`` (tags it is
+routed by live, never stored) go into the published body only.
+
 The change bodies are built in Python, by the same builders the embedded store uses
 (``hub.changes``), as *templates*: a number the script decides is written as a random
 18-digit placeholder (:meth:`Templates.hole`), and the serialised body is cut at each
 placeholder into text pieces and hole names. The script joins the pieces with the
 values it computed (a number, or JSON text the script built, such as a notification's
 actor list: ``redis_notes``), so a body is never parsed or re-encoded in Lua, and user
-text cannot forge a hole (it would have to guess a fresh 60-bit number). The script returns
-each appended change's sequence number and final body, from which
+text cannot forge a hole (it would have to guess a fresh 60-bit number). The script
+returns each appended change's sequence number and published body, from which
 :func:`committed_changes` builds the :class:`~hub.records.Change` records.
 
 Calling convention: ``KEYS[1..3]`` are ``seq:change``, ``log:posts`` and ``logs``
@@ -44,6 +55,7 @@ __all__ = [
     "body_of",
     "change_from_json",
     "committed_changes",
+    "route_suffix",
 ]
 
 
@@ -57,11 +69,11 @@ local function append_changes()
   local count = tonumber(ARGV[i])
   i = i + 1
   for _ = 1, count do
-    local stream, log, t, is_post, channels = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
-      ARGV[i + 4]
-    local holes = tonumber(ARGV[i + 5])
-    local pieces = {ARGV[i + 6]}
-    i = i + 7
+    local stream, log, t, post, channels, route = ARGV[i], ARGV[i + 1], ARGV[i + 2],
+      ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+    local holes = tonumber(ARGV[i + 6])
+    local pieces = {ARGV[i + 7]}
+    i = i + 8
     for _ = 1, holes do
       local v = vals[ARGV[i]]
       pieces[#pieces + 1] = type(v) == 'string' and v or string.format('%d', v)
@@ -71,15 +83,34 @@ local function append_changes()
     local body = table.concat(pieces)
     local seq = redis.call('INCR', KEYS[1])
     local id = seq .. '-0'
-    redis.call('XADD', stream, id, 't', t, 'c', body)
-    if is_post == '1' then redis.call('XADD', KEYS[2], id, 't', t, 'c', body) end
+    if post == '' then
+      redis.call('XADD', stream, id, 't', t, 'c', body)
+    else
+      if string.sub(post, 1, 1) == '=' then post = vals[string.sub(post, 2)] end
+      redis.call('XADD', stream, id, 't', t, 'p', post)
+      redis.call('XADD', KEYS[2], id, 't', t, 'p', post)
+      redis.call('HSET', ns .. '{p:' .. post .. '}:log', seq, body)
+    end
     redis.call('SADD', KEYS[3], log)
+    if route ~= '' then body = string.sub(body, 1, -2) .. route .. '}' end
     local message = '{"t":"c","seq":' .. seq .. ',"c":' .. body .. '}'
     for channel in string.gmatch(channels, '%S+') do redis.call('PUBLISH', channel, message) end
     out[#out + 1] = seq
     out[#out + 1] = body
   end
   return out
+end
+local function scrub(post, stream)
+  local bodies = ns .. '{p:' .. post .. '}:log'
+  for _, seq in ipairs(redis.call('HKEYS', bodies)) do
+    redis.call('XDEL', stream, seq .. '-0')
+    redis.call('XDEL', KEYS[2], seq .. '-0')
+  end
+  redis.call('DEL', bodies)
+  redis.call('INCR', ns .. 'seq:scrub')
+end
+local function origin_of(post_key)
+  vals['origin'] = tonumber(redis.call('HGET', post_key, 'origin') or '0')
 end
 local function committed(value)
   local out = append_changes()
@@ -94,7 +125,8 @@ _HOLE_SPAN = 9 * 10**17
 
 
 def body_of(change: NewChange) -> bytes:
-    """The JSON body a change is logged and published with."""
+    """The JSON body a change is logged with (it is published with its ``route_tags``
+    added, see :func:`route_suffix`)."""
     return orjson.dumps(
         {
             "log": change.log,
@@ -107,16 +139,26 @@ def body_of(change: NewChange) -> bytes:
             "tags": change.tags,
             "recipient": change.recipient,
             "data": change.data,
+            "origin": change.origin,
         }
     )
 
 
+def route_suffix(change: NewChange) -> str:
+    """What the script adds to the end of the published body: the ``route_tags``."""
+    if not change.route_tags:
+        return ""
+    return ',"route_tags":' + orjson.dumps(list(change.route_tags)).decode()
+
+
 def change_from_json(seq: int, body: str | bytes | dict[str, Any]) -> Change:
-    """A Change from the JSON body a write script logged and published."""
+    """A Change from the JSON body a write script logged or published (an ``origin`` of
+    0 is an unknown one)."""
     d = orjson.loads(body) if isinstance(body, str | bytes) else body
     return Change(
         seq, d["log"], ChangeKind(d["kind"]), d["created_at"], d["author"], d["post"], d["root"],
-        d["reply_to"], tuple(d["tags"]), d["recipient"], d["data"],
+        d["reply_to"], tuple(d["tags"]), d["recipient"], d["data"], d.get("origin") or None,
+        tuple(d.get("route_tags", ())),
     )  # fmt: skip
 
 
@@ -151,6 +193,14 @@ class Templates:
         k = self._k
         return [k.global_("seq:change"), k.global_("log:posts"), k.global_("logs"), *own]
 
+    def _post_of(self, new: NewChange) -> str:
+        """The script's post argument of a change: '' for a notification, else the post
+        id, or ``=<hole name>`` when the script decides it."""
+        if new.kind == ChangeKind.NOTIFICATION or new.post is None:
+            return ""
+        hole = self._holes.get(str(new.post))
+        return str(new.post) if hole is None else "=" + hole
+
     def args(self, *own: Any) -> list[Any]:
         """ARGV of the script: namespace, where the changes start, ``own``, the changes."""
         section: list[Any] = [len(self._changes)]
@@ -159,9 +209,8 @@ class Templates:
             body = body_of(new).decode()
             pieces = pattern.split(body) if pattern else [body]
             channels = " ".join(map(self._k.channel, self._route_keys(new.sequenced(0))))
-            is_post = int(new.kind != ChangeKind.NOTIFICATION)
-            section += [self._k.log(new.log), new.log, new.created_at, is_post, channels]
-            section += [len(pieces) // 2, pieces[0]]
+            section += [self._k.log(new.log), new.log, new.created_at, self._post_of(new)]
+            section += [channels, route_suffix(new), len(pieces) // 2, pieces[0]]
             for hole, text in zip(pieces[1::2], pieces[2::2], strict=True):
                 section += [self._holes[hole], text]
         return [self._k.ns, 3 + len(own), *own, *section]

@@ -18,7 +18,16 @@ Retention is the embedded backend's promise: a change is kept while younger than
 changes log by log in one script each and records the highest pruned seq per log in
 ``pruned`` (and, for post logs, in ``pruned:posts``) so that :meth:`read_since` knows
 exactly when a client must resync. The streams are thus capped by that rule rather than
-by a blind ``MAXLEN``, which could not say what it dropped.
+by a blind ``MAXLEN``, which could not say what it dropped. The rule has a hard bound
+too: no change older than ``retention_max_seconds`` survives a prune, however few its
+log holds.
+
+A post change's entries hold only its post id; its body is in the post's ``log`` hash
+(``redis_append``: an edit or a deletion scrubs them all). A read fetches the bodies of
+the entries it examined in one more round trip, and reads again when ``seq:scrub``
+moved meanwhile (a scrub removed entries it may have found). Pruning deletes a body
+with its entries. (Entries written before bodies moved to the post hashes hold their
+body, ``c``; reads still take it, a scrub cannot find them, the hard bound prunes them.)
 """
 
 from __future__ import annotations
@@ -46,19 +55,33 @@ __all__ = ["RedisChangeLog"]
 _READ_BATCH = 500
 """Stream entries one round trip of a read fetches at most."""
 
-# KEYS: log stream, log:posts, pruned, pruned:posts. ARGV: log, per_log, cutoff, is_post
+# KEYS: log stream, log:posts, pruned, pruned:posts.
+# ARGV: log, per_log, cutoff, is_post, hard cutoff, namespace
 _PRUNE = """
 local excess = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[2])
-if excess <= 0 then return 0 end
-local cutoff = tonumber(ARGV[3])
-local removed, through = 0, 0
-for _, entry in ipairs(redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', excess)) do
-  if tonumber(entry[2][2]) <= cutoff then
-    redis.call('XDEL', KEYS[1], entry[1])
-    if ARGV[4] == '1' then redis.call('XDEL', KEYS[2], entry[1]) end
-    removed = removed + 1
-    through = tonumber(string.match(entry[1], '^(%d+)'))
+local cutoff, hard = tonumber(ARGV[3]), tonumber(ARGV[5])
+local removed, through, index, after = 0, 0, 0, '-'
+while true do
+  local entries = redis.call('XRANGE', KEYS[1], after, '+', 'COUNT', 100)
+  if #entries == 0 then break end
+  for _, entry in ipairs(entries) do
+    local fields = entry[2]
+    local t = tonumber(fields[2])
+    if index >= excess and t > hard then entries = nil break end
+    if t <= hard or (index < excess and t <= cutoff) then
+      redis.call('XDEL', KEYS[1], entry[1])
+      if ARGV[4] == '1' then redis.call('XDEL', KEYS[2], entry[1]) end
+      local seq = string.match(entry[1], '^(%d+)')
+      if fields[3] == 'p' then
+        redis.call('HDEL', ARGV[6] .. '{p:' .. fields[4] .. '}:log', seq)
+      end
+      removed = removed + 1
+      through = tonumber(seq)
+    end
+    index = index + 1
+    after = '(' .. entry[1]
   end
+  if entries == nil then break end
 end
 if removed > 0 then
   local old = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
@@ -69,16 +92,21 @@ if removed > 0 then
 end
 return removed
 """
+"""Prunes one log: walking from its oldest entry, deletes those older than the hard
+cutoff, and those older than the cutoff among the first ``excess`` (beyond the newest
+``per_log``); stops at the first entry past both."""
 
 
 def _seq(entry_id: str) -> int:
     return int(entry_id.partition("-")[0])
 
 
-def _changes(entries: Any) -> list[Change]:
-    """Changes from XRANGE entries ``[(id, {"t": ..., "c": json}), ...]``."""
-    pairs = cast("list[tuple[str, dict[str, str]]]", entries)
-    return [change_from_json(_seq(entry_id), fields["c"]) for entry_id, fields in pairs]
+Entries = list[tuple[str, dict[str, str]]]
+"""An XRANGE reply: ``[(id, {"t": ms, "c": body} or {"t": ms, "p": post id}), ...]``."""
+
+READ_ATTEMPTS = 3
+"""Reads of one :meth:`RedisChangeLog.read_since` before it gives up (None) because
+scrubs kept interleaving with it."""
 
 
 class _Scan:
@@ -131,12 +159,14 @@ class RedisChangeLog:
         *,
         retention_seconds: float = 900,
         retention_per_log: int = 1000,
+        retention_max_seconds: float = 86_400,
     ) -> None:
         self._r = client
         self._k = keys
         self._route_keys = route_keys
         self._retention_ms = round(retention_seconds * 1000)
         self._per_log = retention_per_log
+        self._max_ms = round(retention_max_seconds * 1000)
         self._append = script_runner(writer, APPEND_LUA + "return committed(1)")
         self._prune = client.register_script(_PRUNE)
 
@@ -163,8 +193,19 @@ class RedisChangeLog:
         a round trip, whatever the number of logs) and stops at the head read first, so
         that changes appended meanwhile cannot leave a gap below the last one answered.
         The ``pruned`` marks are read *after* the logs, so a prune racing with the read
-        shows up there and the answer is None rather than a silent gap.
+        shows up there and the answer is None rather than a silent gap; a scrub racing
+        with it shows in ``seq:scrub``, and the read starts again.
         """
+        scrubs = self._k.global_("seq:scrub")
+        for _ in range(READ_ATTEMPTS):
+            before = await self._r.get(scrubs)
+            changes = await self._read(after, interest, limit)
+            if await self._r.get(scrubs) == before:
+                return changes
+        return None
+
+    async def _read(self, after: int, interest: Interest, limit: int) -> list[Change] | None:
+        """One attempt of :meth:`read_since` (a scrub meanwhile may spoil it)."""
         head = await self.head()
         if after > head:
             return None
@@ -198,12 +239,12 @@ class RedisChangeLog:
                 for log, low in batch:
                     pipe.xrange(self._k.log(log), f"{low + 1}-0", scan.end, count=per)
                 replies = await pipe.execute()
-            for (log, _), entries in zip(batch, replies, strict=True):
-                changes = _changes(entries)
-                if not scan.take(len(changes), changes):
+            resolved = await self._resolve(replies)
+            for (log, _), entries, changes in zip(batch, replies, resolved, strict=True):
+                if not scan.take(len(entries), changes):
                     return False
-                if len(changes) == per:
-                    pending.append((log, changes[-1].seq))
+                if len(entries) == per:
+                    pending.append((log, _seq(entries[-1][0])))
         return True
 
     async def _read_posts(self, interest: Interest, scan: _Scan) -> bool:
@@ -213,13 +254,45 @@ class RedisChangeLog:
         low = scan.after
         while True:
             count = min(_READ_BATCH, scan.budget())
-            entries = await self._r.xrange(stream, f"{low + 1}-0", scan.end, count=count)
-            changes = _changes(entries)
-            if not scan.take(len(changes), [c for c in changes if interest.matches(c)]):
+            entries = cast(
+                "Entries", await self._r.xrange(stream, f"{low + 1}-0", scan.end, count=count)
+            )
+            (changes,) = await self._resolve([entries])
+            if not scan.take(len(entries), [c for c in changes if interest.matches(c)]):
                 return False
-            if len(changes) < count:
+            if len(entries) < count:
                 return True
-            low = changes[-1].seq
+            low = _seq(entries[-1][0])
+
+    async def _resolve(self, replies: list[Any]) -> list[list[Change]]:
+        """The changes of XRANGE ``replies`` (each :data:`Entries`): a notification's
+        body is in its entry, a post change's in its post's ``log`` hash, all fetched in
+        one round trip. An entry whose body a scrub removed meanwhile is left out (the
+        read is then done again, see :meth:`read_since`)."""
+        replies = [cast("Entries", entries) for entries in replies]
+        wanted = [
+            (_seq(entry_id), fields["p"])
+            for entries in replies
+            for entry_id, fields in entries
+            if "c" not in fields
+        ]
+        bodies: dict[int, str | None] = {}
+        if wanted:
+            async with self._r.pipeline(transaction=False) as pipe:
+                for seq, post in wanted:
+                    pipe.hget(self._k.post(post, "log"), str(seq))
+                found = await pipe.execute()
+            bodies = dict(zip((seq for seq, _ in wanted), found, strict=True))
+        out: list[list[Change]] = []
+        for entries in replies:
+            changes = []
+            for entry_id, fields in entries:
+                seq = _seq(entry_id)
+                body = fields.get("c") or bodies.get(seq)
+                if body is not None:
+                    changes.append(change_from_json(seq, body))
+            out.append(changes)
+        return out
 
     async def _pruned_through(self, logs: list[str], broad: bool) -> int:
         """The highest seq pruned from ``logs`` or, when ``broad``, from any post log."""
@@ -236,9 +309,13 @@ class RedisChangeLog:
         return max((int(value or 0) for value in marks), default=0)
 
     async def prune(self, now: int) -> int:
-        """Apply the retention rule at time ``now`` (ms); return how many changes were removed."""
+        """Apply the retention rule at time ``now`` (ms); return how many changes were removed.
+
+        Each log goes in one script; a change older than ``retention_max_seconds`` goes
+        whatever its rank, and a post change's body goes with its entries.
+        """
         k = self._k
-        cutoff = now - self._retention_ms
+        cutoff, hard = now - self._retention_ms, now - self._max_ms
         removed = 0
         async for batch in _batches(self._r.sscan_iter(k.global_("logs"), count=500), 500):
             async with self._r.pipeline(transaction=False) as pipe:
@@ -246,7 +323,7 @@ class RedisChangeLog:
                     keys = [k.log(log), k.global_("log:posts"), k.global_("pruned")]
                     keys.append(k.global_("pruned:posts"))
                     is_post = LogName.parse(log).kind is LogKind.POSTS
-                    args = [log, self._per_log, cutoff, int(is_post)]
+                    args = [log, self._per_log, cutoff, int(is_post), hard, k.ns]
                     await self._prune(keys=keys, args=args, client=pipe)
                 removed += sum(await pipe.execute())
         return removed

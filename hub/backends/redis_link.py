@@ -25,11 +25,13 @@ user's keys land in one slot.
                                   muted user -> end in ms ('' for none)
 ``<ns>{u:<user>}:muted_by``       hash muter -> end in ms ('' for none)
 ``<ns>{p:<id>}:post``             hash of a post; ``:likes`` set of likers;
-                                  ``:replies`` zset of reply ids
+                                  ``:replies`` zset of reply ids; ``:log`` hash
+                                  seq -> body of the post's logged changes
 ``<ns>{t:<tag>}:posts``           zset of live post ids with the tag
 ``<ns>public``                    zset of every live post id
 ``<ns>big``                       set of authors whose posts are merged on read
 ``<ns>seq:change|post|follow|note|relation``  counters (ids and the global change sequence)
+``<ns>seq:scrub``                 counter of scrubs (edits, deletions; see redis_append)
 ``<ns>log:posts``                 stream: every post change (for public/tag/thread resume)
 ``<ns>logs``, ``<ns>pruned``, ``<ns>pruned:posts``  change-log bookkeeping
 ``<ns>counts:pending``            zset post id -> ms: like counters not logged yet

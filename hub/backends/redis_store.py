@@ -6,8 +6,11 @@ cursors are atomic and land in the AOF as one unit before the method returns (wi
 ``appendfsync always`` that means on disk; see the README).
 
 Post hash fields: ``id author text created_at edited_at reply_to root tags mentions
-likes replies deleted``; absent optional values are empty strings, tags and mentions are
-space-separated, ``deleted`` is ``0`` or ``1`` (posts are soft-deleted; ids never reused).
+likes replies deleted origin``; absent optional values are empty strings, tags and
+mentions are space-separated, ``deleted`` is ``0`` or ``1`` (posts are soft-deleted; ids
+never reused; a deleted post's text, tags and mentions are emptied), ``origin`` is the
+sequence of the post's creation change (an edit or a deletion scrubs the post's earlier
+changes and restates it, see ``redis_append``).
 
 Home feeds, fan-out on write: a new post's id is added to the capped ``home`` set
 (newest :data:`FEED_CAP` ids) of every follower of its author - unless the author has
@@ -36,7 +39,7 @@ from hub.backends.redis_link import Keys, script_runner, translate_errors
 from hub.backends.redis_notes import NOTES_LUA, NotePruner, notified_template
 from hub.backends.redis_pages import PROFILE_FIELDS, RedisPages, profile_from_fields
 from hub.backends.redis_relations import RedisRelations
-from hub.names import DevicesKey
+from hub.names import DevicesKey, posts_log
 from hub.records import Committed, Notice, Post, Profile
 
 __all__ = ["FEED_CAP", "RedisStore"]
@@ -150,10 +153,13 @@ end
 for n = 1, notices do  -- the groups of a new post are new: notify adds every one
   notify(n, ARGV[11 + 2 * n], ARGV[12 + 2 * n], author, id, now)
 end
-return committed(id)
+local out = committed(id)
+redis.call('HSET', ns .. '{p:' .. id .. '}:post', 'origin', out[2])
+return out
 """
 
-# KEYS: (change log), post. ARGV: ns, (changes at), text, tags, mentions, now
+# KEYS: (change log), post, author's post log. ARGV: ns, (changes at), text, tags, mentions,
+#       now
 _EDIT_POST = """
 local old = redis.call('HMGET', KEYS[4], 'id', 'tags', 'deleted')
 if old[3] ~= '0' then return redis.error_reply('MISSING no post') end
@@ -165,15 +171,20 @@ for tag in string.gmatch(ARGV[4], '%S+') do
 end
 redis.call('HSET', KEYS[4], 'text', ARGV[3], 'tags', ARGV[4], 'mentions', ARGV[5],
            'edited_at', ARGV[6])
+counts_of(KEYS[4])
+origin_of(KEYS[4])
+scrub(old[1], KEYS[5])
 return committed(1)
 """
 
-# KEYS: (change log), post, public. ARGV: ns, (changes at), id
+# KEYS: (change log), post, public, author's post log. ARGV: ns, (changes at), id
 _DELETE_POST = """
 local id = ARGV[3]
 local post = redis.call('HMGET', KEYS[4], 'author', 'reply_to', 'tags', 'deleted')
 if post[4] ~= '0' then return redis.error_reply('MISSING no post ' .. id) end
-redis.call('HSET', KEYS[4], 'deleted', 1)
+redis.call('HSET', KEYS[4], 'deleted', 1, 'text', '', 'tags', '', 'mentions', '')
+origin_of(KEYS[4])
+scrub(id, KEYS[6])
 redis.call('ZREM', KEYS[5], id)
 redis.call('ZREM', user_key(post[1], 'posts'), id)
 redis.call('HINCRBY', user_key(post[1], 'profile'), 'posts', -1)
@@ -373,28 +384,32 @@ class RedisStore(RedisRelations, RedisPages):
     async def edit_post(
         self, post_id: int, text: str, tags: Sequence[str], mentions: Sequence[str], now: int
     ) -> Committed[Post]:
-        """Replace the text, tags and mentions of a post; commit ``post.edited``."""
+        """Replace the text, tags and mentions of a post; commit ``post.edited``, which
+        scrubs the post's earlier changes (with the old text) from the logs."""
         old = await self._existing_post(post_id)
         new = dataclasses.replace(
             old, text=text, tags=tuple(tags), mentions=tuple(mentions), edited_at=now
         )
         templates = self._templates()
-        templates.add(changes.edited(old, new, now))
-        keys = templates.keys(self._k.post(post_id))
+        counted = self._counted(templates, new)
+        templates.add(changes.edited(old, counted, now, templates.hole("origin")))
+        keys = templates.keys(self._k.post(post_id), self._k.log(posts_log(old.author)))
         _, *flat = await self._edit(keys, templates.args(text, " ".join(tags),
                                                           " ".join(mentions), now))  # fmt: skip
         return Committed(await self._existing_post(post_id), committed_changes(flat))
 
     async def delete_post(self, post_id: int, now: int) -> Committed[Post]:
-        """Soft-delete a post (its id is never reused); commit ``post.deleted`` and, for a
-        reply, the parent's ``post.counts``."""
+        """Soft-delete a post (its id is never reused): its hash keeps no text, tags or
+        mentions, and its earlier changes are scrubbed from the logs; commit
+        ``post.deleted`` and, for a reply, the parent's ``post.counts``."""
         gone = dataclasses.replace(await self._existing_post(post_id), deleted=True)
         templates = self._templates()
-        templates.add(changes.deleted(gone, now))
+        templates.add(changes.deleted(gone, now, templates.hole("origin")))
         parent = None if gone.reply_to is None else await self.get_post(gone.reply_to)
         if parent is not None:
             templates.add(changes.counts(self._counted(templates, parent), now))
-        keys = templates.keys(self._k.post(post_id), self._k.global_("public"))
+        author_log = self._k.log(posts_log(gone.author))
+        keys = templates.keys(self._k.post(post_id), self._k.global_("public"), author_log)
         _, *flat = await self._delete(keys, templates.args(post_id))
         return Committed(gone, committed_changes(flat))
 

@@ -35,18 +35,22 @@ class SqliteBackend:
         synchronous: Synchronous = "normal",
         retention_seconds: float = 900,
         retention_per_log: int = 1000,
+        retention_max_seconds: float = 86_400,
         publish: Publish | None = None,
     ) -> SqliteBackend:
         """Open (creating if needed) the database in ``data_dir``.
 
-        ``retention_seconds`` and ``retention_per_log`` are the change log's retention rule;
+        ``retention_seconds``, ``retention_per_log`` and ``retention_max_seconds`` are the
+        change log's retention rule;
         ``publish`` receives every committed change and follow update (the in-process
         bus's ``deliver``), in commit order.
         """
         path = Path(data_dir) / DB_FILENAME
         path.parent.mkdir(parents=True, exist_ok=True)
         db = connect(path, synchronous)
-        changelog = SqliteChangeLog(db, retention_seconds, retention_per_log, publish)
+        changelog = SqliteChangeLog(
+            db, retention_seconds, retention_per_log, publish, retention_max_seconds
+        )
         return cls(store=SqliteStore(db, changelog), changelog=changelog, path=path)
 
     async def close(self) -> None:

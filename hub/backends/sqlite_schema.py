@@ -223,15 +223,27 @@ into their groups here. ``notifications_by_age`` serves the age prune,
 ``notifications_added`` (users who got a new group since the last count prune) the count
 prune. Independent of the other migrations: it touches only these tables."""
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, BLOCKS_AND_MUTES, NOTIFICATION_GROUPS]
+
+SCRUB = """
+ALTER TABLE changes ADD COLUMN origin INTEGER
+"""
+"""An edit or a deletion deletes its post's earlier changes (``SqliteChangeLog.scrub``)
+and keeps in ``origin`` the sequence of the post's creation, for a replay to restate the
+post; ``change_tags`` rows of tag ``*`` mark edits and deletions (every tag stream's
+replay reads them)."""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, BLOCKS_AND_MUTES, NOTIFICATION_GROUPS, SCRUB]
 """SQL scripts; entry ``i`` migrates schema version ``i`` to ``i + 1``."""
 
 
 def connect(path: Path, synchronous: Synchronous = "normal") -> sqlite3.Connection:
     """Open (creating if needed) the database at ``path``, configured and migrated.
 
-    WAL journal, the given ``synchronous`` mode, foreign keys on, a busy timeout, and
-    autocommit mode so that :func:`transaction` controls every transaction explicitly.
+    WAL journal, the given ``synchronous`` mode, foreign keys on, a busy timeout,
+    ``secure_delete`` (deleted rows are overwritten with zeros, so a scrubbed post text
+    leaves no bytes in the pages; the WAL's old frames go at the checkpoint each prune
+    round runs), and autocommit mode so that :func:`transaction` controls every
+    transaction explicitly.
     """
     if synchronous not in ("normal", "full"):
         raise ValueError(f"synchronous must be 'normal' or 'full', not {synchronous!r}")
@@ -241,6 +253,7 @@ def connect(path: Path, synchronous: Synchronous = "normal") -> sqlite3.Connecti
         db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
         db.execute("PRAGMA foreign_keys = ON")
         db.execute("PRAGMA busy_timeout = 5000")
+        db.execute("PRAGMA secure_delete = ON")
         migrate(db)
     except BaseException:
         db.close()

@@ -312,7 +312,8 @@ class SqliteStore(SqliteRelations):
     async def edit_post(
         self, post_id: int, text: str, tags: Sequence[str], mentions: Sequence[str], now: int
     ) -> Committed[Post]:
-        """Replace the text, tags and mentions of a post; commit ``post.edited``."""
+        """Replace the text, tags and mentions of a post; commit ``post.edited``, which
+        scrubs the post's earlier changes (with the old text) from the log."""
         with transaction(self._db) as db:
             old = self._existing_post(post_id)
             db.execute(
@@ -321,22 +322,28 @@ class SqliteStore(SqliteRelations):
             )
             self._set_tags(post_id, tags)
             new = self._existing_post(post_id)
-            committed = self._commit_changes(db, [changes.edited(old, new, now)])
+            origin = self._log.scrub(db, post_id)
+            committed = self._commit_changes(db, [changes.edited(old, new, now, origin)])
         self._log.announce(committed)
         return Committed(new, committed)
 
     async def delete_post(self, post_id: int, now: int) -> Committed[Post]:
-        """Soft-delete a post (its id is never reused); commit ``post.deleted`` and, for a
-        reply, the parent's ``post.counts``."""
+        """Soft-delete a post (its id is never reused): its row keeps no text, tags or
+        mentions, and its earlier changes are scrubbed from the log; commit
+        ``post.deleted`` and, for a reply, the parent's ``post.counts``."""
         with transaction(self._db) as db:
             post = self._existing_post(post_id)
-            db.execute("UPDATE posts SET deleted = 1 WHERE id = ?", (post_id,))
+            db.execute(
+                "UPDATE posts SET deleted = 1, text = '', tags = '', mentions = '' WHERE id = ?",
+                (post_id,),
+            )
             db.execute("DELETE FROM post_tags WHERE post_id = ?", (post_id,))
             self._bump("profiles", "posts", post.author, -1)
             if post.reply_to is not None:
                 self._bump("posts", "replies", post.reply_to, -1)
             gone = dataclasses.replace(post, deleted=True)
-            new = [changes.deleted(gone, now), *self._counts_of(post.reply_to, now)]
+            origin = self._log.scrub(db, post_id)
+            new = [changes.deleted(gone, now, origin), *self._counts_of(post.reply_to, now)]
             committed = self._commit_changes(db, new)
         self._log.announce(committed)
         return Committed(gone, committed)

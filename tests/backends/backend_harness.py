@@ -3,7 +3,9 @@
 To add one, write an ``open_*`` factory returning a :class:`Backends` and add it to
 ``FACTORIES``; every contract test then runs against it too. The Redis factory uses one
 redis-server per test session (see :func:`redis_url`), and a fresh key namespace per
-opened backend, so tests never see each other's data.
+opened backend, so tests never see each other's data. ``Backends.raw`` reads every byte
+an implementation stores (the SQLite file and its WAL; every Redis key of the namespace,
+by its type's reads and ``DUMP``), for tests that prove something is gone.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
 
 from hub.backends.base import Bus, ChangeLog, Presence, Store
 from hub.backends.bundle import open_redis as open_redis_bundle
@@ -32,18 +36,23 @@ class Backends:
     bus: Bus
     presence: Presence
     close: Callable[[], Awaitable[None]]
+    raw: Callable[[], Awaitable[bytes]]
 
 
 class Factory(Protocol):
     """Opens a fresh set of backends with the given change-log retention."""
 
     def __call__(
-        self, *, retention_seconds: float = 900, retention_per_log: int = 1000
+        self,
+        *,
+        retention_seconds: float = 900,
+        retention_per_log: int = 1000,
+        retention_max_seconds: float = 86_400,
     ) -> Awaitable[Backends]: ...
 
 
 async def open_embedded(
-    tmp_path: Path, retention_seconds: float, retention_per_log: int
+    tmp_path: Path, retention_seconds: float, retention_per_log: int, retention_max_seconds: float
 ) -> Backends:
     """SQLite store and change log, in-process bus and presence."""
     bus = MemoryBus()
@@ -51,9 +60,15 @@ async def open_embedded(
         tmp_path,
         retention_seconds=retention_seconds,
         retention_per_log=retention_per_log,
+        retention_max_seconds=retention_max_seconds,
         publish=bus.deliver,
     )
-    return Backends(sqlite.store, sqlite.changelog, bus, MemoryPresence(), sqlite.close)
+
+    async def raw() -> bytes:
+        files = (sqlite.path, sqlite.path.with_name(sqlite.path.name + "-wal"))
+        return b"".join(path.read_bytes() for path in files if path.exists())
+
+    return Backends(sqlite.store, sqlite.changelog, bus, MemoryPresence(), sqlite.close, raw)
 
 
 def route_keys(change: Change) -> set[str]:
@@ -78,18 +93,50 @@ def stop_redis() -> None:
         _servers.pop().stop()
 
 
-async def open_redis(tmp_path: Path, retention_seconds: float, retention_per_log: int) -> Backends:
+async def _read_key(client: aioredis.Redis, key: bytes) -> list[Any]:
+    """Everything a key holds, by the reads of its type, and its ``DUMP``."""
+    kind = (await client.type(key)).decode()
+    reads: dict[str, Callable[[], Awaitable[Any]]] = {
+        "string": lambda: client.get(key),
+        "hash": lambda: client.hgetall(key),
+        "list": lambda: client.lrange(key, 0, -1),
+        "set": lambda: client.smembers(key),
+        "zset": lambda: client.zrange(key, 0, -1, withscores=True),
+        "stream": lambda: client.xrange(key),
+    }
+    return [key, await reads[kind](), await client.dump(key)]
+
+
+async def redis_raw(url: str, namespace: str) -> bytes:
+    """Every key of ``namespace`` on the server at ``url``, read whole."""
+    client = aioredis.from_url(url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{namespace}*", count=1000)]
+        return repr([await _read_key(client, key) for key in sorted(keys)]).encode()
+    finally:
+        await client.aclose()
+
+
+async def open_redis(
+    tmp_path: Path, retention_seconds: float, retention_per_log: int, retention_max_seconds: float
+) -> Backends:
     """Everything on the session's redis-server, in a fresh key namespace."""
+    url, namespace = redis_url(tmp_path), f"t{next(_namespaces)}:"
     opened = await open_redis_bundle(
-        redis_url(tmp_path),
+        url,
         route_keys=route_keys,
         retention_seconds=retention_seconds,
         retention_per_log=retention_per_log,
+        retention_max_seconds=retention_max_seconds,
         fanout_limit=3,
         presence_ttl=1.5,
-        namespace=f"t{next(_namespaces)}:",
+        namespace=namespace,
     )
-    return Backends(opened.store, opened.changelog, opened.bus, opened.presence, opened.close)
+
+    async def raw() -> bytes:
+        return await redis_raw(url, namespace)
+
+    return Backends(opened.store, opened.changelog, opened.bus, opened.presence, opened.close, raw)
 
 
 FACTORIES = {"embedded": open_embedded, "redis": open_redis}

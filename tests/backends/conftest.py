@@ -23,9 +23,14 @@ async def make_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     opened: list[Backends] = []
     open_impl = FACTORIES[request.param]
 
-    async def make(*, retention_seconds: float = 900, retention_per_log: int = 1000) -> Backends:
+    async def make(
+        *,
+        retention_seconds: float = 900,
+        retention_per_log: int = 1000,
+        retention_max_seconds: float = 86_400,
+    ) -> Backends:
         backends = await open_impl(
-            tmp_path / str(len(opened)), retention_seconds, retention_per_log
+            tmp_path / str(len(opened)), retention_seconds, retention_per_log, retention_max_seconds
         )
         opened.append(backends)
         return backends
