@@ -22,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from hub.tokens import load_or_create_secret
+from hub.tokens import SecretError, resolve_secret
 
 __all__ = ["DESCRIPTION", "configure", "run"]
 
@@ -120,6 +120,10 @@ def run(args: argparse.Namespace) -> int:
     """Start Redis and the nodes; stop them all on SIGINT/SIGTERM."""
     if args.nodes < 1:
         raise SystemExit("hubbub cluster: --nodes must be at least 1")
+    try:
+        secret = resolve_secret(os.environ.get("HUBBUB_SECRET"), args.data_dir)
+    except (SecretError, OSError) as exc:
+        raise SystemExit(f"hubbub cluster: {exc}") from None
     redis_port = args.redis_port or _free_port()
     redis = _start_redis(args, redis_port)
     nodes: list[subprocess.Popen[str]] = []
@@ -128,7 +132,6 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signum, lambda *_: stop.set())
     try:
         redis_url = f"redis://127.0.0.1:{redis_port}/0"
-        secret = os.environ.get("HUBBUB_SECRET") or load_or_create_secret(args.data_dir)
         env = {**os.environ, "HUBBUB_SECRET": secret}
         nodes.extend(_start_node(args, i, redis_url, env) for i in range(args.nodes))
         print(f"hubbub cluster: redis at {redis_url}; {args.nodes} nodes up; Ctrl-C stops")

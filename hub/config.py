@@ -10,10 +10,13 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
+
+from hub.tokens import DEFAULT_MAX_TTL, SecretError, check_secret
 
 __all__ = ["OPTIONS", "Option", "Settings", "add_arguments", "settings_from_args"]
 
@@ -24,12 +27,17 @@ class Settings:
 
     host: str = "127.0.0.1"
     port: int = 8765
+    metrics_address: tuple[str, int] | None = None
     data_dir: Path = Path("hubbub-data")
     secret: str | None = None
+    max_token_ttl: int = DEFAULT_MAX_TTL
+    token_audience: str | None = None
+    token_issuer: str | None = None
     dev: bool = False
     sync: Literal["normal", "full"] = "normal"
     redis_url: str | None = None
     demo: bool = True
+    demo_origins: tuple[str, ...] = ()
     max_frame: int = 64 * 1024
     outbox_limit: int = 4 * 1024 * 1024
     request_rate: float = 100.0
@@ -120,13 +128,67 @@ def _parse_sync(text: str) -> Literal["normal", "full"]:
         raise ValueError("expected 'normal' or 'full'") from None
 
 
+def _parse_secret(text: str) -> str:
+    try:
+        return check_secret(text)
+    except SecretError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+_ORIGIN = re.compile(r"(https?)://([a-z0-9.-]+|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?/?", re.I)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _parse_origins(text: str) -> tuple[str, ...]:
+    """Web origins (``scheme://host[:port]``, separated by commas or spaces) as a browser
+    writes them: lower case, without a default port or a trailing slash."""
+    origins: list[str] = []
+    for item in text.replace(",", " ").split():
+        match = _ORIGIN.fullmatch(item)
+        port = int(match.group(3) or 0) if match else 0
+        if match is None or port > 65535:
+            raise argparse.ArgumentTypeError(
+                f"expected origins like https://app.example.com or http://127.0.0.1:8080, "
+                f"got {item!r}"
+            )
+        scheme, host = match.group(1).lower(), match.group(2).lower()
+        shown_port = f":{port}" if match.group(3) and port != _DEFAULT_PORTS[scheme] else ""
+        origins.append(f"{scheme}://{host}{shown_port}")
+    return tuple(dict.fromkeys(origins))
+
+
+def _parse_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:9100`` for IPv6; port 0 picks a free one)."""
+    host, _, port = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, e.g. 127.0.0.1:9100, got {text!r}")
+    return host, int(port)
+
+
 OPTIONS: tuple[Option, ...] = (
     Option("host", "interface to listen on (0.0.0.0 for all)"),
     Option(
         "port", "TCP port for WebSocket and HTTP (0 picks a free one)", _number(int, 0, high=65535)
     ),
+    Option(
+        "metrics_address",
+        "HOST:PORT to serve /metrics on instead of the main port (default: the main port)",
+        _parse_address,
+    ),
     Option("data_dir", "directory of the embedded store and the token secret", Path),
-    Option("secret", "HS256 secret that signs tokens (default: one kept in the data dir)"),
+    Option(
+        "secret",
+        "HS256 secret that signs tokens, at least 32 bytes (default: one kept in the data dir)",
+        _parse_secret,
+    ),
+    Option(
+        "max_token_ttl",
+        "longest token validity accepted, in seconds (exp beyond iat, and beyond now)",
+        _COUNT,
+    ),
+    Option("token_audience", "the aud claim a token must carry (default: tokens carry none)"),
+    Option("token_issuer", "the iss claim a token must carry (default: not checked)"),
     Option("dev", "development mode: the hub hands out tokens at /dev/token", _parse_bool),
     Option(
         "sync", "SQLite durability: 'normal' survives a crash, 'full' a power loss", _parse_sync
@@ -137,6 +199,12 @@ OPTIONS: tuple[Option, ...] = (
         flag_name="redis",
     ),
     Option("demo", "serve the demo web app at / (false to turn it off)", _parse_bool),
+    Option(
+        "demo_origins",
+        "origins (comma-separated) that may frame the demo and hand it a token by "
+        "postMessage (default: its own origin only)",
+        _parse_origins,
+    ),
     Option("max_frame", "largest frame a client may send, in bytes", _COUNT),
     Option("outbox_limit", "bytes queued for one slow client before it is cut with 4001", _COUNT),
     Option("request_rate", "requests per second allowed per connection", _POSITIVE),

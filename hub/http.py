@@ -2,7 +2,8 @@
 
 ``websockets`` calls :func:`HttpRoutes.process_request` for every incoming request;
 returning ``None`` lets a WebSocket handshake continue, returning a response answers
-plain HTTP.
+plain HTTP. With ``--metrics-address``, ``/metrics`` moves to a listener of its own
+(:class:`MetricsRoutes`) and the main port answers it 404.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from hub.config import Settings
-from hub.demo import demo_response
+from hub.demo import DemoApp
 from hub.metrics import CONTENT_TYPE_LATEST, NodeMetrics
-from hub.tokens import TokenError, issue_token
+from hub.tokens import TokenError, Tokens
 
-__all__ = ["HttpRoutes", "NodeStatus"]
+__all__ = ["SERVER_HEADER", "HttpRoutes", "MetricsRoutes", "NodeStatus"]
+
+SERVER_HEADER = "hubbub"
+"""The ``Server`` header of every response: no library or Python versions."""
 
 
 class NodeStatus(Protocol):
@@ -29,7 +33,7 @@ class NodeStatus(Protocol):
 
     settings: Settings
     metrics: NodeMetrics
-    secret: str
+    tokens: Tokens
     draining: bool
 
     @property
@@ -52,11 +56,32 @@ def _text(status: http.HTTPStatus, text: str) -> Response:
     return _response(status, text.encode() + b"\n", "text/plain; charset=utf-8")
 
 
+def _metrics(node: NodeStatus) -> Response:
+    return _response(http.HTTPStatus.OK, node.metrics.render(), CONTENT_TYPE_LATEST)
+
+
+class MetricsRoutes:
+    """The ``--metrics-address`` listener: ``/metrics`` and nothing else, never a
+    WebSocket."""
+
+    def __init__(self, node: NodeStatus) -> None:
+        self._node = node
+
+    def process_request(self, connection: ServerConnection, request: Request) -> Response:
+        """Answer ``/metrics``, or 404."""
+        if urlsplit(request.path).path == "/metrics":
+            return _metrics(self._node)
+        return _text(http.HTTPStatus.NOT_FOUND, "not found: GET /metrics")
+
+
 class HttpRoutes:
     """Answers the node's HTTP endpoints."""
 
     def __init__(self, node: NodeStatus) -> None:
         self._node = node
+        settings = node.settings
+        self._demo = DemoApp(settings.demo_origins) if settings.demo else None
+        self._metrics_here = settings.metrics_address is None
 
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         """Answer plain HTTP, or return ``None`` to continue a WebSocket handshake."""
@@ -72,11 +97,11 @@ class HttpRoutes:
                 return _text(http.HTTPStatus.OK, "ready")
             why = "draining" if self._node.draining else "not ready"
             return _text(http.HTTPStatus.SERVICE_UNAVAILABLE, why)
-        if url.path == "/metrics":
-            return _response(http.HTTPStatus.OK, self._node.metrics.render(), CONTENT_TYPE_LATEST)
+        if url.path == "/metrics" and self._metrics_here:
+            return _metrics(self._node)
         if url.path == "/dev/token" and self._node.settings.dev:
             return self._dev_token(parse_qs(url.query).get("user", [""])[0])
-        if self._node.settings.demo and (page := demo_response(url.path, request.headers)):
+        if self._demo is not None and (page := self._demo.response(url.path, request.headers)):
             return page
         return _text(
             http.HTTPStatus.NOT_FOUND,
@@ -86,7 +111,7 @@ class HttpRoutes:
 
     def _dev_token(self, user: str) -> Response:
         try:
-            token = issue_token(user, self._node.secret)
+            token = self._node.tokens.issue(user)
         except TokenError as exc:
             return _text(http.HTTPStatus.BAD_REQUEST, str(exc))
         body = orjson.dumps({"user": user, "token": token})

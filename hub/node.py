@@ -39,7 +39,7 @@ from hub.config import Settings
 from hub.counters import CountCoalescer
 from hub.fanout import LocalFanout
 from hub.handlers import Handlers
-from hub.http import HttpRoutes
+from hub.http import SERVER_HEADER, HttpRoutes, MetricsRoutes
 from hub.keepalive import KEEPALIVE_CLOSE, Keepalive, answers
 from hub.metrics import NodeMetrics
 from hub.names import FollowersKey, RouteKey
@@ -49,7 +49,7 @@ from hub.records import PresenceChange, RelationChange, RelationKind
 from hub.routing import route_keys
 from hub.session import Session
 from hub.social import SocialService
-from hub.tokens import load_or_create_secret
+from hub.tokens import TokenRules, Tokens, resolve_secret
 from protocol import CODECS, Event, EventType, PreparedEvent, codec_for_subprotocol
 from protocol.errors import CloseCode
 
@@ -82,13 +82,15 @@ dropped client waits out a one-second (then three-second) retransmit."""
 class Node:
     """A running hub node; create with :meth:`start`, stop with :meth:`drain`."""
 
-    def __init__(self, settings: Settings, backends: Backends) -> None:
+    def __init__(self, settings: Settings, backends: Backends, secret: str) -> None:
         self.settings = settings
         self.store = backends.store
         self.changelog = backends.changelog
         self.bus = backends.bus
         self._backends = backends
-        self.secret = settings.secret or load_or_create_secret(settings.data_dir)
+        rules = TokenRules(settings.max_token_ttl, settings.token_audience, settings.token_issuer)
+        self.tokens = Tokens(secret, rules)
+        """Issues and verifies this hub's tokens."""
         self.metrics = NodeMetrics()
         self.service = SocialService(self.store, now_ms)
         self.fanout = LocalFanout(self.bus.watch, self.bus.unwatch)
@@ -109,13 +111,16 @@ class Node:
         self.keepalive = Keepalive(self.open_connections, settings.ping_interval, self._silent)
         self._sessions: dict[str, set[Session]] = {}
         self._server: Server | None = None
+        self._metrics_server: Server | None = None
         self._pruner: asyncio.Task[None] | None = None
         self.bus.subscribe(self._on_bus)
 
     @classmethod
     async def start(cls, settings: Settings) -> Node:
         """Open the configured backend (Redis with ``redis_url``, else embedded), listen,
-        and return the running node."""
+        and return the running node. A secret that must not be used
+        (:class:`hub.tokens.SecretError`, a ``ValueError``) stops it before anything opens."""
+        secret = resolve_secret(settings.secret, settings.data_dir)
         if settings.redis_url:
             backends = await open_redis(
                 settings.redis_url,
@@ -134,7 +139,7 @@ class Node:
                 retention_per_log=settings.retention_per_log,
                 retention_max_seconds=settings.retention_max_seconds,
             )
-        node = cls(settings, backends)
+        node = cls(settings, backends, secret)
         await node._listen()
         await node.service.log_pending_counts(now_ms(), PENDING_COUNTS_BATCH)
         return node
@@ -153,7 +158,17 @@ class Node:
             close_timeout=2,
             ping_interval=None,  # one node-wide Keepalive instead of a task per connection
             backlog=LISTEN_BACKLOG,
+            server_header=SERVER_HEADER,
         )
+        if self.settings.metrics_address is not None:
+            host, port = self.settings.metrics_address
+            self._metrics_server = await serve(
+                _never_upgraded,
+                host,
+                port,
+                process_request=MetricsRoutes(self).process_request,
+                server_header=SERVER_HEADER,
+            )
         self.keepalive.start()
         self._pruner = asyncio.get_running_loop().create_task(self._prune_forever())
         self._ready = True
@@ -173,6 +188,13 @@ class Node:
         assert self._server is not None
         sockets = self._server.sockets
         return int(sockets[0].getsockname()[1])
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The TCP port of the ``--metrics-address`` listener, if there is one."""
+        if self._metrics_server is None:
+            return None
+        return int(self._metrics_server.sockets[0].getsockname()[1])
 
     # -- sessions -----------------------------------------------------------------
 
@@ -378,6 +400,9 @@ class Node:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.drain_timeout):
                     await self._server.wait_closed()
+        if self._metrics_server is not None:
+            self._metrics_server.close()
+            await self._metrics_server.wait_closed()
         await stop_task(self._pruner)
         await self.presence.drain()
         await self._backends.close()
@@ -410,6 +435,11 @@ class Node:
             if calm >= DRAIN_QUIET or not any(True for _ in self.open_connections()):
                 return
             await asyncio.sleep(DRAIN_QUIET - calm)
+
+
+async def _never_upgraded(connection: ServerConnection) -> None:
+    """The metrics listener's connection handler: never runs, since
+    :class:`hub.http.MetricsRoutes` answers every request with plain HTTP."""
 
 
 def _forget_handshake_headers(connection: ServerConnection) -> None:

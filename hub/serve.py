@@ -50,7 +50,7 @@ async def _serve(args: argparse.Namespace) -> None:
     settings = settings_from_args(args)
     try:
         node = await Node.start(settings)
-    except (BackendUnavailable, ValueError) as exc:
+    except (BackendUnavailable, ValueError, OSError) as exc:
         raise SystemExit(f"hubbub: {exc}") from None
     base = f"{settings.host}:{node.port}"
     store = (
@@ -59,6 +59,10 @@ async def _serve(args: argparse.Namespace) -> None:
         else f"data in {settings.data_dir.resolve()}"
     )
     print(f"hubbub: listening on ws://{base}/ ({store})", flush=True)
+    if settings.metrics_address is not None:
+        host = settings.metrics_address[0]
+        host = f"[{host}]" if ":" in host else host
+        print(f"hubbub: metrics at http://{host}:{node.metrics_port}/metrics", flush=True)
     if settings.demo:
         print(f"hubbub: demo app: open http://{base}/ in a browser", flush=True)
     if settings.dev:

@@ -42,7 +42,7 @@ from hub.session_core import REPLAY_SHARE, Cut, Limits, SessionCore, State, plan
 from hub.shield import NO_SHIELD, Shield
 from hub.social import SocialService
 from hub.social.errors import DomainError
-from hub.tokens import TokenError, verify_token
+from hub.tokens import TokenError, Tokens
 from hub.wire import profile_to_wire
 from protocol import Codec, ErrorReply, PreparedEvent, Reply, Request, ops
 from protocol.errors import CloseCode, ErrorCode, ProtocolError
@@ -70,7 +70,7 @@ class SessionHost(Protocol):
     metrics: NodeMetrics
     flusher: Flusher
     handlers: Handlers
-    secret: str
+    tokens: Tokens
     service: SocialService
     store: Store
     changelog: ChangeLog
@@ -346,7 +346,7 @@ class Session:
         repeat and no reordering.
         """
         try:
-            user = verify_token(token, self.node.secret)
+            user = self.node.tokens.verify(token)
         except TokenError as exc:
             raise ProtocolError(ErrorCode.UNAUTHORIZED, str(exc)) from exc
         profile = profile_to_wire(await self.node.service.sign_in(user))

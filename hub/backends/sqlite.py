@@ -2,7 +2,9 @@
 
 Open it with :meth:`SqliteBackend.open`; it creates ``<data_dir>/hubbub.sqlite3``, migrates
 the schema and hands out a :class:`SqliteStore` and a :class:`SqliteChangeLog` sharing the
-one connection. ``synchronous="normal"`` (the default) survives a killed process, since
+one connection. The files are private: a directory the backend creates is 0700, and the
+database is created 0600 (SQLite gives its ``-wal`` and ``-shm`` files the database's
+mode). ``synchronous="normal"`` (the default) survives a killed process, since
 the WAL is written at every commit; ``"full"`` also survives a power loss.
 """
 
@@ -46,7 +48,8 @@ class SqliteBackend:
         bus's ``deliver``), in commit order.
         """
         path = Path(data_dir) / DB_FILENAME
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _create_private(path)
         db = connect(path, synchronous)
         changelog = SqliteChangeLog(
             db, retention_seconds, retention_per_log, publish, retention_max_seconds
@@ -56,3 +59,16 @@ class SqliteBackend:
     async def close(self) -> None:
         """Close the shared connection; neither the store nor the change log works after."""
         await self.store.close()
+
+
+def _create_private(path: Path) -> None:
+    """Create ``path`` empty (an empty SQLite database) with mode 0600, whatever the umask,
+    unless it exists: SQLite would create it 0644, readable by every user."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)

@@ -3,11 +3,15 @@
 // Sign-in: a hub started with --dev hands out tokens by name at /dev/token. In
 // production the embedding app supplies the token, either in the URL fragment
 // (`/#token=...`, removed from the address bar at once) or by posting
-// `{type: "hubbub:token", token}` to this window from its parent frame.
+// `{type: "hubbub:token", token}` to this window from its parent frame. Only a parent
+// on this page's origin or on one the hub allows (`--demo-origins`, listed in the
+// page's hubbub-embedders meta tag) may frame the page or hand it a token.
 import { codePoints, HubbubClient, LiveFeed, MAX_POST_LENGTH } from "/hubbub.js";
 
 const $ = (id) => document.getElementById(id);
 const USER_ID = /^[a-z0-9_]{1,32}$/;
+const EMBEDDERS = new Set([location.origin,
+  ...(document.querySelector('meta[name="hubbub-embedders"]')?.content ?? "").split(" ").filter(Boolean)]);
 const REFUSED = "The hub refused your token (expired or invalid): sign in again.";
 const STATE_TEXT = {
   idle: "Offline", connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…",
@@ -373,7 +377,8 @@ function boot() {
     for (const t of document.querySelectorAll("time[data-ms]")) t.textContent = ago(Number(t.dataset.ms));
   }, 30000);
   window.addEventListener("message", (event) => {
-    if (event.source === window.parent && event.data?.type === "hubbub:token" && (!client || client.state === "closed")) {
+    if (event.source !== window.parent || event.source === window || !EMBEDDERS.has(event.origin)) return;
+    if (event.data?.type === "hubbub:token" && (!client || client.state === "closed")) {
       start(event.data.token).catch(failed);
     }
   });

@@ -5,22 +5,31 @@ of the same characters, lower-cased. Either must stand on its own: not glued to 
 character or its own sign (``a@b`` is an e-mail, ``#a#b`` and ``@a@b`` are no tags or
 mentions; ``#x1234…`` longer than the limit is not a truncated tag). Results are unique
 and in order of first appearance.
+
+Post text must show something: text made only of white space, control and format
+characters (zero-width spaces and joiners, bidi controls, U+FEFF...), combining marks
+with nothing to combine with, or the blank letters of :data:`BLANK_LETTERS` is refused
+like an empty post.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from hub.social.errors import DomainError
 from protocol import limits
 from protocol.errors import ErrorCode
 
 __all__ = [
+    "BLANK_LETTERS",
+    "INVISIBLE_CATEGORIES",
     "check_bio",
     "check_name",
     "check_page",
     "check_tag",
     "check_user_id",
+    "has_visible_character",
     "normalize_post_text",
     "parse_mentions",
     "parse_tags",
@@ -29,6 +38,25 @@ __all__ = [
 _WORD = "A-Za-z0-9_"
 _TAG = re.compile(rf"(?<![{_WORD}#])#([{_WORD}]{{1,64}})(?![{_WORD}#])")
 _MENTION = re.compile(rf"(?<![{_WORD}@])@([{_WORD}]{{1,32}})(?![{_WORD}@])")
+
+
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp", "Mn", "Me"})
+"""Unicode general categories that show nothing on their own: controls, format
+characters (U+200B, U+200D, U+2060, U+FEFF, U+180E, bidi controls, tags), surrogates,
+separators (spaces, line and paragraph separators) and combining marks. Unassigned and
+private-use characters count as visible: a newer emoji is unassigned to an older Python."""
+
+BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+"""Characters of visible categories that fonts draw blank: the Hangul fillers and the
+blank Braille pattern, common tricks for a post that looks empty."""
+
+
+def has_visible_character(text: str) -> bool:
+    """Whether ``text`` has a character that shows something (see the module docstring)."""
+    return any(
+        unicodedata.category(char) not in INVISIBLE_CATEGORIES and char not in BLANK_LETTERS
+        for char in text
+    )
 
 
 def _unique_lower(pattern: re.Pattern[str], text: str) -> tuple[str, ...]:
@@ -51,10 +79,13 @@ def _check_length(what: str, text: str, most: int) -> None:
 
 
 def normalize_post_text(text: str) -> str:
-    """The post text stripped of surrounding white space; 1..500 code points."""
+    """The post text stripped of surrounding white space; 1..500 code points, at least
+    one of them visible (:func:`has_visible_character`)."""
     text = text.strip()
     if not text:
         raise DomainError(ErrorCode.BAD_REQUEST, "post text is empty")
+    if not has_visible_character(text):
+        raise DomainError(ErrorCode.BAD_REQUEST, "post text has no visible character")
     _check_length("post text", text, limits.MAX_POST_CHARS)
     return text
 

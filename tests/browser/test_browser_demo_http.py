@@ -47,6 +47,9 @@ async def test_demo_assets_are_served(
         assert headers["Content-Type"].startswith(content_type)
         assert headers["X-Content-Type-Options"] == "nosniff"
         assert "default-src 'self'" in headers["Content-Security-Policy"]
+        assert headers["Content-Security-Policy"].endswith("; frame-ancestors 'self'")
+        assert headers["X-Frame-Options"] == "SAMEORIGIN"
+        assert headers["Referrer-Policy"] == "no-referrer"
         assert snippet in body
         again, _, empty = await _fetch(node, path, {"If-None-Match": headers["ETag"]})
         assert (again, empty) == (304, b"")
@@ -72,5 +75,18 @@ async def test_demo_off_answers_404(tmp_path: Path) -> None:
     try:
         status, _, _ = await _fetch(node, "/")
         assert status == 404
+    finally:
+        await node.drain()
+
+
+async def test_configured_origins_may_frame_the_page(tmp_path: Path) -> None:
+    origins = ("https://app.example", "http://127.0.0.1:8080")
+    node = await Node.start(make_settings(tmp_path, demo_origins=origins))
+    try:
+        _, headers, body = await _fetch(node, "/")
+        csp = headers["Content-Security-Policy"]
+        assert csp.endswith("; frame-ancestors 'self' https://app.example http://127.0.0.1:8080")
+        meta = b'<meta name="hubbub-embedders" content="https://app.example http://127.0.0.1:8080">'
+        assert meta in body
     finally:
         await node.drain()

@@ -111,6 +111,9 @@ def test_cli_help_and_token(tmp_path: Path) -> None:
     secret = (tmp_path / "token-secret").read_text().strip()
     assert verify_token(token, secret) == "alice"
     bad = subprocess.run(
-        [*run, "token", "Not Valid", "--secret", "x"], capture_output=True, text=True, check=False
+        [*run, "token", "Not Valid", "--secret", SECRET],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert bad.returncode == 2 and "invalid user id" in bad.stderr

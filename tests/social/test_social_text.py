@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from hub.social.errors import DomainError
@@ -11,6 +11,7 @@ from hub.social.text import (
     check_bio,
     check_name,
     check_page,
+    has_visible_character,
     normalize_post_text,
     parse_mentions,
     parse_tags,
@@ -62,11 +63,40 @@ def test_post_text_is_stripped_and_bounded_or_refused(text: str) -> None:
     try:
         normalized = normalize_post_text(text)
     except DomainError as error:
-        stripped = text.strip()
-        expected = ErrorCode.BAD_REQUEST if not stripped else ErrorCode.TOO_LARGE
-        assert error.code == expected
+        visible = has_visible_character(text.strip())
+        assert error.code == (ErrorCode.TOO_LARGE if visible else ErrorCode.BAD_REQUEST)
     else:
         assert normalized == text.strip() and 1 <= len(normalized) <= limits.MAX_POST_CHARS
+        assert has_visible_character(normalized)
+
+
+INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u180e\u202e\u2066\u00ad\u034f\ufe0f\u3164\u2800"
+"""Zero-width characters and joiners, word joiner, BOM, Mongolian vowel separator, bidi
+controls, soft hyphen, grapheme joiner, variation selector, Hangul filler, blank Braille."""
+
+invisible_text = st.text(
+    alphabet=st.sampled_from(INVISIBLE)
+    | st.characters(categories=["Cc", "Cf", "Zs", "Zl", "Zp", "Mn", "Me"]),
+    min_size=1,
+    max_size=100,
+)
+
+
+@given(invisible_text)
+def test_a_post_of_invisible_characters_is_refused_like_a_blank_one(text: str) -> None:
+    with pytest.raises(DomainError) as raised:
+        normalize_post_text(text)
+    assert raised.value.code == ErrorCode.BAD_REQUEST
+
+
+@given(invisible_text, st.characters(categories=["L", "N", "P", "S"]), invisible_text)
+def test_one_visible_character_among_invisible_ones_makes_a_post(
+    before: str, visible: str, after: str
+) -> None:
+    assume(visible not in INVISIBLE)  # the blank letters are letters too
+    text = before + visible + after
+    if len(text.strip()) <= limits.MAX_POST_CHARS:
+        assert visible in normalize_post_text(text)
 
 
 def test_post_text_limit_counts_code_points() -> None:
