@@ -17,6 +17,9 @@ user's keys land in one slot.
 ``<ns>{u:<user>}:unread``         zset of unread notification ids
 ``<ns>{u:<user>}:log:u|n``        stream: the user's post / notification change log
 ``<ns>{u:<user>}:on``             set of node ids holding a connection of the user
+``<ns>{u:<user>}:rate:0|1``       hash: the user's write / follow token bucket
+``<ns>{u:<user>}:conns``          hash node id -> the user's connections there
+                                  (``redis_limits``)
 ``<ns>{p:<id>}:post``             hash of a post; ``:likes`` set of likers;
                                   ``:replies`` zset of reply ids
 ``<ns>{t:<tag>}:posts``           zset of live post ids with the tag
