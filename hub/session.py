@@ -4,9 +4,12 @@ Theory of operation: the session reads frames, decodes them (``protocol.codec``)
 asks its sans-I/O core what to do with each request (serve, refuse, cut); it runs the
 request — session operations (``auth``, ``ping``, ``subscribe``, ``unsubscribe``,
 ``resume``) itself, everything else through the node's :class:`hub.handlers.Handlers`
-with ``(user, op)`` — and queues the reply on its :class:`hub.outbox.Outbox`. Live
-events from the fan-out pass through the core, which holds them while a replay runs
-and drops what a replay covered. The awaits (the change log, the bus, the domain) all
+with ``(user, op)`` — and queues the reply on its :class:`hub.outbox.Outbox`. A write
+the core allows also takes a token of the user's own buckets (``node.limits``, shared by
+all their connections and nodes) before it runs; ``auth`` is admitted only under the
+user's connection cap (else ``conflict`` and close 4004). Live events from the fan-out
+pass through the core, which holds them while a replay runs and drops what a replay
+covered. The awaits (the change log, the bus, the domain) all
 live here; the rules live in the core and are unit-tested without sockets
 (``tests/hub/test_session_core.py``).
 
