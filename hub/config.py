@@ -41,11 +41,17 @@ class Settings:
     max_frame: int = 64 * 1024
     outbox_limit: int = 4 * 1024 * 1024
     request_rate: float = 100.0
-    request_burst: float = 200.0
+    request_burst: float = 300.0
     write_rate: float = 10.0
     write_burst: float = 30.0
+    user_write_rate: float | None = None
+    user_write_burst: float | None = None
+    follows_per_hour: int = 200
+    max_mentions: int = 10
+    connections_per_user: int = 20
     flood_strikes: int = 50
     garbage_strikes: int = 10
+    garbage_forgive: float = 30.0
     auth_timeout: float = 10.0
     presence_grace: float = 5.0
     presence_ttl: float = 15.0
@@ -211,8 +217,18 @@ OPTIONS: tuple[Option, ...] = (
     Option("request_burst", "burst of requests allowed per connection", _POSITIVE),
     Option("write_rate", "writes (post, like, follow, ...) per second per connection", _POSITIVE),
     Option("write_burst", "burst of writes allowed per connection", _POSITIVE),
-    Option("flood_strikes", "rate_limited replies in a row before closing with 4502", _COUNT),
-    Option("garbage_strikes", "undecodable frames before closing with 4501", _COUNT),
+    Option(
+        "user_write_rate",
+        "writes per second per user, on all connections (None: --write-rate)",
+        _POSITIVE,
+    ),
+    Option("user_write_burst", "burst of writes per user (None: --write-burst)", _POSITIVE),
+    Option("follows_per_hour", "new follows per user per hour (also the burst)", _COUNT),
+    Option("max_mentions", "most users one post may @mention (more: too_large)", _COUNT),
+    Option("connections_per_user", "connections one user may hold on all nodes (4004)", _COUNT),
+    Option("flood_strikes", "frames rate_limited in a row, after the first, before 4502", _COUNT),
+    Option("garbage_strikes", "undecodable frames (not forgiven yet) before 4501", _COUNT),
+    Option("garbage_forgive", "seconds after which one garbage strike is forgiven", _POSITIVE),
     Option("auth_timeout", "seconds a new connection has to authenticate", _POSITIVE),
     Option("presence_grace", "seconds offline before followers see it (no flapping)", _SECONDS),
     Option("presence_ttl", "with --redis: seconds until a dead node's users go offline", _POSITIVE),

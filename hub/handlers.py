@@ -38,7 +38,8 @@ class Handlers:
     Session operations (``auth``, ``ping``, ``subscribe``, ``unsubscribe``, ``resume``)
     belong to the session itself; everything here takes ``(user, op)`` and calls only the
     domain (and, for likes, the node's counts coalescer; for ``presence``, the presence
-    announcer).
+    announcer; for a ``follow`` that is not new, ``follow_not_new``, which gives the
+    user's follow token back: only new follows count against the hourly limit).
     """
 
     def __init__(
@@ -46,10 +47,12 @@ class Handlers:
         service: SocialService,
         touch_counts: Callable[[int], None],
         online: Callable[[list[str]], Awaitable[set[str]]],
+        follow_not_new: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._service = service
         self._touch_counts = touch_counts
         self._online = online
+        self._follow_not_new = follow_not_new
 
     async def dispatch(
         self, user: str, op: ops.Operation, shield: Shield = NO_SHIELD
@@ -66,7 +69,7 @@ class Handlers:
                 profile = await service.update_profile(user, name, bio)
                 return profile_to_wire(profile)
             case ops.Follow(user=target):
-                await service.follow(user, target)
+                await self._follow(user, target)
                 return {"user": target, "following": True}
             case ops.Unfollow(user=target):
                 await service.unfollow(user, target)
@@ -117,6 +120,15 @@ class Handlers:
                 page = await service.relations_page(user, kind, before, limit)
                 return _page(page, relation_to_wire)
         return None
+
+    async def _follow(self, user: str, target: str) -> None:
+        """Follow; a follow refused or already made gives its follow token back."""
+        new = False
+        try:
+            new = (await self._service.follow(user, target)).value
+        finally:
+            if not new and self._follow_not_new is not None:
+                await self._follow_not_new(user)
 
     async def _posts(self, viewer: str, posts: Sequence[Post]) -> list[dict[str, Any]]:
         """Wire maps of ``posts`` with ``liked`` as the viewer sees it."""

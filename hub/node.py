@@ -27,12 +27,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import NegotiationError
+from websockets.typing import Subprotocol
 
 from hub.backends.base import BackendUnavailable, BusGap, BusMessage, FollowChange
 from hub.backends.bundle import Backends, open_embedded, open_redis
+from hub.backends.limits import UserQuotas
 from hub.background import Background, stop_task
 from hub.clock import now_ms
 from hub.config import Settings
@@ -50,7 +53,14 @@ from hub.routing import route_keys
 from hub.session import Session
 from hub.social import SocialService
 from hub.tokens import TokenRules, Tokens, resolve_secret
-from protocol import CODECS, Event, EventType, PreparedEvent, codec_for_subprotocol
+from protocol import (
+    CODECS,
+    Event,
+    EventType,
+    PreparedEvent,
+    codec_for_subprotocol,
+    select_subprotocol,
+)
 from protocol.errors import CloseCode
 
 __all__ = ["Node"]
@@ -79,6 +89,27 @@ asyncio's default of 100 overflows in a reconnect storm: the kernel drops SYNs a
 dropped client waits out a one-second (then three-second) retransmit."""
 
 
+def user_quotas(settings: Settings) -> UserQuotas:
+    """The per-user limits of ``settings`` (a user's writes: those of one connection
+    unless set apart)."""
+    rate, burst = settings.user_write_rate, settings.user_write_burst
+    return UserQuotas(
+        write_rate=settings.write_rate if rate is None else rate,
+        write_burst=settings.write_burst if burst is None else burst,
+        follows_per_hour=settings.follows_per_hour,
+        connections=settings.connections_per_user,
+    )
+
+
+def _first_offered(_: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol:
+    """The subprotocol the client prefers among those the hub supports (SPEC section 2);
+    none of them refuses the handshake with HTTP 400."""
+    chosen = select_subprotocol(offered)
+    if chosen is None:
+        raise NegotiationError(f"offer one of {', '.join(CODECS)}")
+    return Subprotocol(chosen)
+
+
 class Node:
     """A running hub node; create with :meth:`start`, stop with :meth:`drain`."""
 
@@ -87,19 +118,25 @@ class Node:
         self.store = backends.store
         self.changelog = backends.changelog
         self.bus = backends.bus
+        self.limits = backends.limits
         self._backends = backends
         rules = TokenRules(settings.max_token_ttl, settings.token_audience, settings.token_issuer)
         self.tokens = Tokens(secret, rules)
         """Issues and verifies this hub's tokens."""
         self.metrics = NodeMetrics()
-        self.service = SocialService(self.store, now_ms)
+        self.service = SocialService(self.store, now_ms, max_mentions=settings.max_mentions)
         self.fanout = LocalFanout(self.bus.watch, self.bus.unwatch)
         self.flusher = Flusher(asyncio.get_running_loop(), self.metrics.frames_out.inc)
         self.presence = PresenceAnnouncer(
             backends.presence, self.bus.publish, settings.presence_grace
         )
         self.coalescer = CountCoalescer(settings.counts_window, self._publish_counts)
-        self.handlers = Handlers(self.service, self.coalescer.touch, self.presence.online)
+        self.handlers = Handlers(
+            self.service,
+            self.coalescer.touch,
+            self.presence.online,
+            follow_not_new=self.limits.give_back_follow,
+        )
         self._ready = False
         self.draining = False
         """Whether the node is shutting down (:meth:`drain`): new requests are refused."""
@@ -130,6 +167,7 @@ class Node:
                 retention_max_seconds=settings.retention_max_seconds,
                 fanout_limit=settings.fanout_limit,
                 presence_ttl=settings.presence_ttl,
+                quotas=user_quotas(settings),
             )
         else:
             backends = await open_embedded(
@@ -138,6 +176,7 @@ class Node:
                 retention_seconds=settings.retention_seconds,
                 retention_per_log=settings.retention_per_log,
                 retention_max_seconds=settings.retention_max_seconds,
+                quotas=user_quotas(settings),
             )
         node = cls(settings, backends, secret)
         await node._listen()
@@ -151,6 +190,7 @@ class Node:
             self.settings.host,
             self.settings.port,
             subprotocols=list(CODECS),  # type: ignore[arg-type]
+            select_subprotocol=_first_offered,
             process_request=routes.process_request,
             compression=None,
             max_size=self.settings.max_frame,
@@ -214,20 +254,29 @@ class Node:
         _forget_handshake_headers(connection)
         await Session(self, connection, codec).run()
 
-    async def session_started(self, session: Session) -> None:
-        """A session authenticated: count it and announce its user online if new."""
+    async def session_started(self, session: Session) -> bool:
+        """A session authenticated: admit it under the user's connection cap (False
+        when the user holds the most connections allowed), count it and announce its
+        user online if new."""
+        if not await self.limits.connect(session.user):
+            return False
         self._sessions.setdefault(session.user, set()).add(session)
         self.metrics.connections.inc()
         await self.presence.connected(session.user)
+        return True
 
     async def session_ended(self, session: Session) -> None:
-        """An authenticated session ended: unfile it and start the offline grace period."""
+        """An authenticated session ended (or its ``auth`` was undone): unfile it and,
+        if it was admitted, count it out and start the offline grace period."""
         self.fanout.remove(session, session.keys)
         sessions = self._sessions.get(session.user, set())
+        if session not in sessions:
+            return
         sessions.discard(session)
         if not sessions:
             self._sessions.pop(session.user, None)
         self.metrics.connections.dec()
+        await self.limits.disconnect(session.user)
         await self.presence.disconnected(session.user)
 
     def request_arrived(self) -> None:

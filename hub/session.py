@@ -4,9 +4,12 @@ Theory of operation: the session reads frames, decodes them (``protocol.codec``)
 asks its sans-I/O core what to do with each request (serve, refuse, cut); it runs the
 request — session operations (``auth``, ``ping``, ``subscribe``, ``unsubscribe``,
 ``resume``) itself, everything else through the node's :class:`hub.handlers.Handlers`
-with ``(user, op)`` — and queues the reply on its :class:`hub.outbox.Outbox`. Live
-events from the fan-out pass through the core, which holds them while a replay runs
-and drops what a replay covered. The awaits (the change log, the bus, the domain) all
+with ``(user, op)`` — and queues the reply on its :class:`hub.outbox.Outbox`. A write
+the core allows also takes a token of the user's own buckets (``node.limits``, shared by
+all their connections and nodes) before it runs; ``auth`` is admitted only under the
+user's connection cap (else ``conflict`` and close 4004). Live events from the fan-out
+pass through the core, which holds them while a replay runs and drops what a replay
+covered. The awaits (the change log, the bus, the domain) all
 live here; the rules live in the core and are unit-tested without sockets
 (``tests/hub/test_session_core.py``).
 
@@ -29,6 +32,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from hub.backends.base import BackendUnavailable, Bus, ChangeLog, Store
+from hub.backends.limits import UserLimits
 from hub.clock import now_ms
 from hub.config import Settings
 from hub.fanout import LocalFanout
@@ -38,7 +42,16 @@ from hub.names import DevicesKey, FollowersKey, RouteKey, Stream, StreamKey
 from hub.outbox import Flusher, Outbox, cut
 from hub.records import RelationChange, Relations
 from hub.routing import interest_of
-from hub.session_core import REPLAY_SHARE, Cut, Limits, SessionCore, State, plan_replay
+from hub.session_core import (
+    REPLAY_SHARE,
+    WRITE_OPS,
+    Cut,
+    Limits,
+    SessionCore,
+    State,
+    Verdict,
+    plan_replay,
+)
 from hub.shield import NO_SHIELD, Shield
 from hub.social import SocialService
 from hub.social.errors import DomainError
@@ -48,7 +61,7 @@ from protocol import Codec, ErrorReply, PreparedEvent, Reply, Request, ops
 from protocol.errors import CloseCode, ErrorCode, ProtocolError
 from protocol.limits import MAX_RESUME_EVENTS, MAX_SUBSCRIPTIONS
 
-__all__ = ["Session", "SessionHost"]
+__all__ = ["Session", "SessionHost", "TooManyConnections"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +73,18 @@ CATCH_UP_ATTEMPTS = 4
 
 CATCH_UP_BACKOFF = 0.5
 """Seconds before the second try of a catch-up; doubles for each further one."""
+
+
+class TooManyConnections(ProtocolError):
+    """``auth`` refused: the user holds the most connections allowed (``conflict``,
+    then close 4004)."""
+
+    def __init__(self, user: str, most: int) -> None:
+        super().__init__(
+            ErrorCode.CONFLICT,
+            f"{user} already holds {most} connections, the most allowed:"
+            " close one, or reconnect later",
+        )
 
 
 class SessionHost(Protocol):
@@ -76,10 +101,12 @@ class SessionHost(Protocol):
     changelog: ChangeLog
     bus: Bus
     fanout: LocalFanout
+    limits: UserLimits
     draining: bool
 
-    async def session_started(self, session: Session) -> None:
-        """A session authenticated."""
+    async def session_started(self, session: Session) -> bool:
+        """A session authenticated; False when its user holds the most connections
+        allowed already (it is not counted: the ``auth`` fails)."""
 
     async def session_ended(self, session: Session) -> None:
         """An authenticated session ended (or its ``auth`` was undone)."""
@@ -123,6 +150,7 @@ class Session:
                 flood_strikes=settings.flood_strikes,
                 garbage_strikes=settings.garbage_strikes,
                 outbox_limit=settings.outbox_limit,
+                garbage_forgive=settings.garbage_forgive,
             )
         )
         self.outbox = Outbox(
@@ -260,42 +288,66 @@ class Session:
                 deadline.reschedule(loop.time() + left)  # the time left when auth came
 
     async def _receive_frame(self, frame: str | bytes) -> None:
+        """Serve one frame: its requests in order. What cannot be read as a request
+        (undecodable, not a map, no readable ``id``) is answered and counts one garbage
+        strike per frame; a readable request with bad arguments or an unknown ``op``
+        is a request like any other, answered with its error (SPEC section 8)."""
+        self.core.frame_started()
         try:
-            items = self.codec.decode_requests(frame)
+            items: list[Request | ProtocolError] = list(self.codec.decode_requests(frame))
         except ProtocolError as exc:
-            self._garbage(exc)
-            return
+            items = [exc]
+        garbage = False
         for item in items:
-            if isinstance(item, ProtocolError):
-                self._garbage(item)
-            else:
+            if isinstance(item, Request):
                 await self._handle(item)
+            elif item.request_id is not None:
+                self._invalid(item.request_id, item)
+            else:
+                garbage = True
+                self.send_error(None, item.code, item.message)
             if self._closing is not None:
                 return
-
-    def _garbage(self, error: ProtocolError) -> None:
-        self.send_error(error.request_id, error.code, error.message)
-        if (cut_off := self.core.receive_garbage()) is not None:
+        if garbage and (cut_off := self.core.receive_garbage()) is not None:
             self.close(cut_off.code, cut_off.reason)
 
-    async def _handle(self, request: Request) -> None:
+    def _arrived(self, request_id: int, op: str) -> bool:
+        """Count a request and ask the core about it; False when it was refused (or the
+        connection is being cut)."""
         self.node.metrics.messages_in.inc()
         self.node.request_arrived()
-        name = request.op.NAME
-        verdict = self.core.receive_request(name, self.node.draining)
+        return not self._refused(request_id, self.core.receive_request(op, self.node.draining))
+
+    def _refused(self, request_id: int, verdict: Verdict) -> bool:
+        """Carry out a verdict that is not :data:`SERVE`; whether it was one."""
         if isinstance(verdict, Cut):
             self.close(verdict.code, verdict.reason)
-            return
-        if verdict is not None:
-            self.send_error(request.id, verdict.code, verdict.message, verdict.retry_after)
+        elif verdict is not None:
+            self.send_error(request_id, verdict.code, verdict.message, verdict.retry_after)
+        return verdict is not None
+
+    def _invalid(self, request_id: int, error: ProtocolError) -> None:
+        """A readable request that is invalid: ruled on like any request (rates, the auth
+        gate), then answered with its error; never a strike."""
+        if self._arrived(request_id, error.op or ""):
+            self.send_error(request_id, error.code, error.message)
+
+    async def _handle(self, request: Request) -> None:
+        name = request.op.NAME
+        if not self._arrived(request.id, name):
             return
         self.node.request_started()
         try:
+            if name in WRITE_OPS and await self._user_limited(request):
+                return
             result = await self._dispatch(request.op)
         except DomainError as exc:
             self.send_error(request.id, exc.code, exc.message)
         except BackendUnavailable as exc:
             self.send_error(request.id, ErrorCode.UNAVAILABLE, f"{exc}; retry shortly")
+        except TooManyConnections as exc:
+            self.send_error(request.id, exc.code, exc.message)
+            self.close(CloseCode.TOO_MANY_CONNECTIONS, "too many connections of this user")
         except ProtocolError as exc:
             self.send_error(request.id, exc.code, exc.message, exc.retry_after)
             if name == "auth" and exc.code is ErrorCode.UNAUTHORIZED:
@@ -308,6 +360,15 @@ class Session:
         finally:
             self.node.request_finished()
             self._push_all(self.core.release_after_reply())
+
+    async def _user_limited(self, request: Request) -> bool:
+        """Take the write from the user's own buckets (shared by all their connections
+        and nodes); True when refused (answered, or the connection cut)."""
+        follow = isinstance(request.op, ops.Follow)
+        throttled = await self.node.limits.take(self.user, follow)
+        if throttled is None:
+            return False
+        return self._refused(request.id, self.core.limited(throttled.retry_after, throttled.why))
 
     async def _dispatch(self, op: ops.Operation) -> Mapping[str, Any]:
         """Run one request: session operations here, the rest by the node's handlers."""
@@ -354,7 +415,8 @@ class Session:
         self.core.hold_until_replied()
         self.add_keys([DevicesKey(user)])
         try:
-            await self.node.session_started(self)
+            if not await self.node.session_started(self):
+                raise TooManyConnections(user, self.node.limits.quotas.connections)
             async with self._replaying:  # a catch-up (a follow, a bus gap) waits for this
                 return await self._signed_in(user, profile, cursor, streams)
         except BaseException:

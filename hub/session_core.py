@@ -4,11 +4,23 @@ Theory of operation (in the spirit of the protocol cores of ``websockets`` and h
 :class:`SessionCore` holds the state of one connection and does no I/O and no waiting.
 The glue (:class:`hub.session.Session`) feeds it what happened and does what it says:
 
-- **requests.** :meth:`SessionCore.receive_request` rules on each decoded request before
-  it runs: :data:`SERVE`, a :class:`Refusal` (an error reply) or a :class:`Cut` (close
-  with a code). It enforces the rate buckets and the flood strikes, the auth gate (until
-  :meth:`signed_in`, only ``auth`` and ``ping``) and the drain. Undecodable or invalid
-  input goes to :meth:`receive_garbage`, which counts garbage strikes.
+- **requests.** :meth:`SessionCore.frame_started` opens each frame; then
+  :meth:`SessionCore.receive_request` rules on each request the frame holds before it
+  runs: :data:`SERVE`, a :class:`Refusal` (an error reply) or a :class:`Cut` (close
+  with a code). It enforces the connection's rate buckets, the auth gate (until
+  :meth:`signed_in`, only ``auth``; everything else, ``ping`` and unknown operations
+  included, is ``unauthorized``) and the drain. A request whose arguments are invalid
+  is a request too: it is ruled on the same way and, when served, answered with its
+  validation error; it never counts a strike.
+- **flood strikes.** A refusal ``rate_limited`` (by a connection bucket, or by a limit
+  outside the core, :meth:`limited`) marks its frame. Each marked frame after the first
+  in a row counts a flood strike; ``flood_strikes`` of them close with 4502, and a frame
+  with no ``rate_limited`` reply forgives them all. So one frame, however big, never
+  closes the connection: flooding is *continuing* after ``rate_limited``.
+- **garbage strikes.** Only a frame that cannot be read as requests (undecodable, not a
+  map or an array of maps, a message without a readable ``id``) goes to
+  :meth:`receive_garbage`, at most once per frame; ``garbage_strikes`` unforgiven
+  strikes close with 4501, and one strike is forgiven every ``garbage_forgive`` seconds.
 - **sign-in.** ``UNAUTHENTICATED`` → :meth:`signed_in` → ``LIVE``; a failed ``auth`` is
   undone by :meth:`signed_out` (back to ``UNAUTHENTICATED``, nothing held), so the
   client may retry.
@@ -35,7 +47,7 @@ from enum import Enum
 from typing import Any
 
 from hub.names import RouteKey
-from hub.ratelimit import TokenBucket
+from hub.ratelimit import Strikes, TokenBucket
 from hub.records import Change
 from hub.routing import replay_routes
 from protocol import Event, EventType
@@ -73,8 +85,8 @@ WRITE_OPS = frozenset(
 )
 """Operations that count against the stricter per-connection write rate."""
 
-OPEN_OPS = frozenset({"auth", "ping"})
-"""Operations served before ``auth`` succeeded."""
+OPEN_OPS = frozenset({"auth"})
+"""Operations served before ``auth`` succeeded (SPEC section 2)."""
 
 REPLAY_SHARE = 2
 """A replay may fill at most 1/REPLAY_SHARE of the outbox limit; a bigger one is answered
@@ -91,7 +103,11 @@ class State(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """The per-connection bounds a core enforces (from the node's settings)."""
+    """The per-connection bounds a core enforces (from the node's settings).
+
+    ``flood_strikes``: frames refused ``rate_limited`` in a row, after the first, that
+    close with 4502; ``garbage_strikes``: unforgiven undecodable frames that close with
+    4501, one forgiven per ``garbage_forgive`` seconds."""
 
     request_rate: float
     request_burst: float
@@ -100,6 +116,7 @@ class Limits:
     flood_strikes: int
     garbage_strikes: int
     outbox_limit: int
+    garbage_forgive: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +192,8 @@ class SessionCore:
 
     __slots__ = (
         "_flood_strikes",
-        "_garbage_strikes",
+        "_frame_limited",
+        "_garbage",
         "_held",
         "_held_bytes",
         "_holders",
@@ -195,7 +213,8 @@ class SessionCore:
         self._requests = TokenBucket(limits.request_rate, limits.request_burst, clock)
         self._writes = TokenBucket(limits.write_rate, limits.write_burst, clock)
         self._flood_strikes = 0
-        self._garbage_strikes = 0
+        self._frame_limited = False
+        self._garbage = Strikes(limits.garbage_strikes, limits.garbage_forgive, clock)
         self._held: list[tuple[int | None, bytes]] | None = None
         self._held_bytes = 0
         self._holders = 0
@@ -211,18 +230,22 @@ class SessionCore:
 
     # -- requests ------------------------------------------------------------------
 
+    def frame_started(self) -> None:
+        """A new frame arrived: a previous frame without ``rate_limited`` forgives the
+        flood strikes."""
+        if not self._frame_limited:
+            self._flood_strikes = 0
+        self._frame_limited = False
+
     def receive_request(self, op: str, draining: bool = False) -> Verdict:
-        """Rule on a decoded request named ``op`` before it runs."""
-        retry_after = self._requests.take()
+        """Rule on a request named ``op`` (``""`` when its name is unreadable) before it
+        runs, or before its validation error is sent."""
+        retry_after = self._requests.wait()
         if retry_after is None and op in WRITE_OPS:
             retry_after = self._writes.take()
         if retry_after is not None:
-            self._flood_strikes += 1
-            if self._flood_strikes >= self._limits.flood_strikes:
-                return Cut(CloseCode.FLOOD, "kept flooding after rate_limited")
-            message = f"too many requests; retry in {retry_after:.2f} s"
-            return Refusal(ErrorCode.RATE_LIMITED, message, retry_after)
-        self._flood_strikes = 0
+            return self.limited(retry_after, "too many requests on this connection")
+        self._requests.take()
         if self.state is State.UNAUTHENTICATED and op not in OPEN_OPS:
             return Refusal(ErrorCode.UNAUTHORIZED, "send auth with a token first")
         if self.state is State.LIVE and op == "auth":
@@ -233,11 +256,21 @@ class SessionCore:
             )
         return SERVE
 
+    def limited(self, retry_after: float, why: str) -> Refusal | Cut:
+        """Refuse a request ``rate_limited`` (``why``: which limit); a frame refused
+        after one that was refused too counts a flood strike (see the module)."""
+        if not self._frame_limited:
+            self._frame_limited = True
+            self._flood_strikes += 1
+            if self._flood_strikes > self._limits.flood_strikes:
+                return Cut(CloseCode.FLOOD, "kept flooding after rate_limited")
+        return Refusal(ErrorCode.RATE_LIMITED, f"{why}; retry in {retry_after:.2f} s", retry_after)
+
     def receive_garbage(self) -> Cut | None:
-        """Count undecodable or invalid input (the glue answers it with an error)."""
-        self._garbage_strikes += 1
-        if self._garbage_strikes >= self._limits.garbage_strikes:
-            return Cut(CloseCode.PROTOCOL_ERROR, "too many undecodable or invalid frames")
+        """Count a frame that cannot be read as requests (the glue answers it with an
+        error, and calls this at most once per frame)."""
+        if self._garbage.strike():
+            return Cut(CloseCode.PROTOCOL_ERROR, "too many undecodable frames")
         return None
 
     # -- sign-in -------------------------------------------------------------------

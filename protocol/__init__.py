@@ -16,7 +16,14 @@ encodings of every message.
 from __future__ import annotations
 
 from protocol import limits, ops
-from protocol.codec import CODECS, JSON, MSGPACK, Codec, codec_for_subprotocol
+from protocol.codec import (
+    CODECS,
+    JSON,
+    MSGPACK,
+    Codec,
+    codec_for_subprotocol,
+    select_subprotocol,
+)
 from protocol.errors import CloseCode, ErrorCode, ProtocolError
 from protocol.events import PreparedEvent
 from protocol.messages import ErrorReply, Event, EventType, Reply, Request, ServerMessage
@@ -42,4 +49,5 @@ __all__ = [
     "codec_for_subprotocol",
     "limits",
     "ops",
+    "select_subprotocol",
 ]

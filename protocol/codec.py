@@ -24,7 +24,7 @@ from protocol import limits, wire
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.messages import ErrorReply, Event, Reply, Request, ServerMessage
 
-__all__ = ["CODECS", "JSON", "MSGPACK", "Codec", "codec_for_subprotocol"]
+__all__ = ["CODECS", "JSON", "MSGPACK", "Codec", "codec_for_subprotocol", "select_subprotocol"]
 
 
 class Codec(ABC):
@@ -200,3 +200,9 @@ def codec_for_subprotocol(name: str) -> Codec:
     if codec is None:
         raise ProtocolError(ErrorCode.BAD_REQUEST, f"unknown subprotocol {name[:64]!r}")
     return codec
+
+
+def select_subprotocol(offered: Sequence[str]) -> str | None:
+    """The subprotocol a hub selects: the first of ``offered`` (the client's order of
+    preference) that it supports, or None when it supports none (SPEC section 2)."""
+    return next((name for name in offered if name in CODECS), None)

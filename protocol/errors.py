@@ -72,7 +72,8 @@ class ProtocolError(Exception):
 
     ``code`` is the error code to put in the reply, ``message`` a readable sentence,
     ``request_id`` the id of the offending request when it could be read (so the
-    reply can name it), ``retry_after`` seconds for ``rate_limited``.
+    reply can name it), ``op`` its operation name when that could be read too,
+    ``retry_after`` seconds for ``rate_limited``.
     """
 
     def __init__(
@@ -82,9 +83,11 @@ class ProtocolError(Exception):
         *,
         request_id: int | None = None,
         retry_after: float | None = None,
+        op: str | None = None,
     ) -> None:
         super().__init__(f"{code.value}: {message}")
         self.code = code
         self.message = message
         self.request_id = request_id
         self.retry_after = retry_after
+        self.op = op

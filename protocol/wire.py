@@ -89,7 +89,8 @@ def frame_items(frame: object) -> list[object]:
 def request_from_wire(item: object) -> Request | ProtocolError:
     """The request a plain map stands for, or the error to reply with.
 
-    The error carries ``request_id`` whenever the map had a valid ``id``.
+    The error carries ``request_id`` whenever the map had a valid ``id``, and ``op``
+    whenever its ``op`` was a string too.
     """
     if not isinstance(item, dict):
         return _bad("a request must be a map")
@@ -105,15 +106,18 @@ def request_from_wire(item: object) -> Request | ProtocolError:
     operation = OPERATIONS.get(name)
     if operation is None:
         return ProtocolError(
-            ErrorCode.UNKNOWN_OP, f"unknown operation {name[:64]!r}", request_id=request_id
+            ErrorCode.UNKNOWN_OP,
+            f"unknown operation {name[:64]!r}",
+            request_id=request_id,
+            op=name[:64],
         )
     args = item.get("args", {})
-    if not isinstance(args, dict):
-        return _bad("'args' must be a map", request_id)
     try:
+        if not isinstance(args, dict):
+            raise _bad("'args' must be a map")
         return Request(request_id, operation.from_args(args))
     except ProtocolError as error:
-        error.request_id = request_id
+        error.request_id, error.op = request_id, name
         return error
 
 

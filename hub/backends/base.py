@@ -2,7 +2,8 @@
 
 Each seam is a :class:`typing.Protocol`; the embedded implementations live in
 ``hub.backends.sqlite`` (Store, ChangeLog) and ``hub.backends.memory`` (Bus, Presence),
-the shared ones in ``hub.backends.redis_*``.
+the shared ones in ``hub.backends.redis_*``. The per-user limits seam (``UserLimits``)
+lives with its in-process implementation in ``hub.backends.limits``.
 
 **One write, one commit.** Every write method of :class:`Store` commits the record,
 every change and notification it produces, their sequence numbers *and their

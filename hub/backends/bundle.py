@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from hub.backends.base import BackendUnavailable, Bus, ChangeLog, Presence, RouteKeys, Store
+from hub.backends.limits import MemoryUserLimits, UserLimits, UserQuotas
 from hub.backends.memory import MemoryBus, MemoryPresence
 from hub.backends.sqlite import SqliteBackend
 
@@ -21,7 +22,8 @@ def _always() -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Backends:
-    """A store, a change log, a bus and presence, plus how to release them.
+    """A store, a change log, a bus, presence and per-user limits, plus how to release
+    them.
 
     ``healthy`` tells whether the shared backend is reachable right now (the node is
     not ready while it is not).
@@ -33,6 +35,7 @@ class Backends:
     presence: Presence
     close: Callable[[], Awaitable[None]]
     healthy: Callable[[], bool] = _always
+    limits: UserLimits = field(default_factory=MemoryUserLimits)
 
 
 async def open_embedded(
@@ -42,8 +45,10 @@ async def open_embedded(
     retention_seconds: float,
     retention_per_log: int,
     retention_max_seconds: float = 86_400,
+    quotas: UserQuotas | None = None,
 ) -> Backends:
-    """The embedded default: SQLite in ``data_dir``, bus and presence in this process."""
+    """The embedded default: SQLite in ``data_dir``; bus, presence and the per-user
+    limits (``quotas``, default :class:`UserQuotas`) in this process."""
     bus = MemoryBus()
     sqlite = await SqliteBackend.open(
         data_dir,
@@ -53,7 +58,10 @@ async def open_embedded(
         retention_max_seconds=retention_max_seconds,
         publish=bus.deliver,
     )
-    return Backends(sqlite.store, sqlite.changelog, bus, MemoryPresence(), sqlite.close)
+    limits = MemoryUserLimits(quotas)
+    return Backends(
+        sqlite.store, sqlite.changelog, bus, MemoryPresence(), sqlite.close, limits=limits
+    )
 
 
 async def open_redis(
@@ -66,12 +74,14 @@ async def open_redis(
     presence_ttl: float,
     namespace: str | None = None,
     retention_max_seconds: float = 86_400,
+    quotas: UserQuotas | None = None,
 ) -> Backends:
     """Everything in Redis at ``url``, shared with every node using the same URL.
 
     ``route_keys`` names the route keys a change is published under; ``fanout_limit``
     is the follower count from which an author's posts are merged on read instead of
-    fanned out; ``presence_ttl`` how long a silent node's users stay online. Raises
+    fanned out; ``presence_ttl`` how long a silent node's users stay online (and its
+    connections count against ``quotas``, the per-user limits). Raises
     BackendUnavailable when Redis cannot be reached, ValueError for a bad URL.
 
     ``healthy()`` is False while Redis does not answer the probe's PING within a second
@@ -82,6 +92,7 @@ async def open_redis(
     """
     from hub.backends.redis_bus import RedisBus  # noqa: PLC0415 - only this path needs redis
     from hub.backends.redis_changelog import RedisChangeLog  # noqa: PLC0415
+    from hub.backends.redis_limits import RedisUserLimits  # noqa: PLC0415
     from hub.backends.redis_link import (  # noqa: PLC0415
         DEFAULT_NAMESPACE,
         Keys,
@@ -116,6 +127,13 @@ async def open_redis(
     bus = RedisBus(url, client, keys)
     renewer = connect(url, pool_size=1)  # heartbeats never queue behind a burst
     presence = RedisPresence(client, writer, keys, presence_ttl, renewer=renewer)
+    limits = RedisUserLimits(
+        writer,
+        keys,
+        quotas or UserQuotas(),
+        node_id=presence.node_id,
+        interval=presence_ttl / 3,
+    )
     probe = RedisProbe(url, on_recovery=presence.wake)
     bus.start()
     try:
@@ -129,9 +147,11 @@ async def open_redis(
         await _close_clients(client, writer, renewer)
         raise
     probe.start()
+    limits.start()
 
     async def close() -> None:
         await probe.close()
+        await limits.close()
         await presence.close()
         await bus.close()
         await _close_clients(client, writer, renewer)
@@ -139,7 +159,7 @@ async def open_redis(
     def healthy() -> bool:
         return probe.ok and bus.connected
 
-    return Backends(store, changelog, bus, presence, close, healthy)
+    return Backends(store, changelog, bus, presence, close, healthy, limits)
 
 
 async def _close_clients(*clients: Any) -> None:

@@ -38,7 +38,7 @@ from hub.social.text import (
 )
 from protocol.errors import ErrorCode
 
-__all__ = ["NOBODY", "Hides", "SocialService"]
+__all__ = ["DEFAULT_MAX_MENTIONS", "NOBODY", "Hides", "SocialService"]
 
 T = TypeVar("T")
 
@@ -52,17 +52,23 @@ PAGE_READS = 5
 """Store reads one page request makes at most while the viewer's blocks and mutes hide
 items: a page may then hold fewer than ``limit`` items with ``next`` still set."""
 
+DEFAULT_MAX_MENTIONS = 10
+"""Most users one post may mention (``--max-mentions``): each is notified."""
+
 
 class SocialService:
     """The domain, running on a :class:`Store` (whose writes commit their changes).
 
-    ``clock`` returns the current time in milliseconds since the epoch. Rule violations
-    raise :class:`DomainError`.
+    ``clock`` returns the current time in milliseconds since the epoch; a post may
+    mention at most ``max_mentions`` users. Rule violations raise :class:`DomainError`.
     """
 
-    def __init__(self, store: Store, clock: Callable[[], int]) -> None:
+    def __init__(
+        self, store: Store, clock: Callable[[], int], *, max_mentions: int = DEFAULT_MAX_MENTIONS
+    ) -> None:
         self._store = store
         self._clock = clock
+        self._max_mentions = max_mentions
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -77,6 +83,15 @@ class SocialService:
         if found is None:
             raise DomainError(ErrorCode.NOT_FOUND, f"no post {post_id}")
         return found
+
+    def _mentions(self, text: str) -> tuple[str, ...]:
+        """The users ``text`` mentions; more than the cap is ``too_large``."""
+        mentions = parse_mentions(text)
+        if len(mentions) > self._max_mentions:
+            raise DomainError(
+                ErrorCode.TOO_LARGE, f"a post may mention at most {self._max_mentions} users"
+            )
+        return mentions
 
     async def _own_post(self, actor: str, post_id: int) -> Post:
         post = await self._post(post_id)
@@ -221,11 +236,12 @@ class SocialService:
         A reply joins its parent's thread and bumps the parent's reply count (a
         ``post.counts`` change). The parent's author is notified of a reply, mentioned
         users of the mention (once each; never the actor; unknown users are kept in the
-        post's mentions but not notified). A reply across a block is refused
-        (``blocked``); nobody with a block with the actor, or who mutes them, is notified.
+        post's mentions but not notified). More than ``max_mentions`` distinct mentions
+        are ``too_large``. A reply across a block is refused (``blocked``); nobody with a
+        block with the actor, or who mutes them, is notified.
         """
         text = normalize_post_text(text)
-        tags, mentions = parse_tags(text), parse_mentions(text)
+        tags, mentions = parse_tags(text), self._mentions(text)
         parent = None if reply_to is None else await self._post(reply_to)
         root = None if parent is None else (parent.root or parent.id)
         candidates = [*mentions, *([] if parent is None else [parent.author])]
@@ -246,15 +262,15 @@ class SocialService:
         )
 
     async def edit_post(self, actor: str, post_id: int, text: str) -> Committed[Post]:
-        """Replace the text of the actor's post; tags and mentions are parsed again.
+        """Replace the text of the actor's post; tags and mentions are parsed again
+        (and capped as for a new post).
 
         Edits notify nobody.
         """
         text = normalize_post_text(text)
+        mentions = self._mentions(text)
         await self._own_post(actor, post_id)
-        return await self._store.edit_post(
-            post_id, text, parse_tags(text), parse_mentions(text), self._clock()
-        )
+        return await self._store.edit_post(post_id, text, parse_tags(text), mentions, self._clock())
 
     async def delete_post(self, actor: str, post_id: int) -> Committed[Post]:
         """Delete the actor's post; a reply's parent gets its new reply count."""

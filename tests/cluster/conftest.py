@@ -28,8 +28,8 @@ NODE_ARGS += ("--counts-window", "0.05", "--log-level", "warning")
 class NodeProcess(ServerProcess):
     """A ``hubbub serve --redis`` child whose output is drained in the background."""
 
-    def __init__(self, data_dir: Path, redis_url: str) -> None:
-        super().__init__(data_dir, SECRET, "--redis", redis_url, *NODE_ARGS)
+    def __init__(self, data_dir: Path, redis_url: str, *extra: str) -> None:
+        super().__init__(data_dir, SECRET, "--redis", redis_url, *NODE_ARGS, *extra)
         self._drain: threading.Thread | None = None
 
     def start(self) -> int:
@@ -101,10 +101,10 @@ class Cluster:
         self.nodes: list[NodeProcess] = []
         self.clients: list[WsClient] = []
 
-    def start_nodes(self, count: int) -> list[NodeProcess]:
-        """Start ``count`` more nodes on the shared Redis."""
+    def start_nodes(self, count: int, *extra: str) -> list[NodeProcess]:
+        """Start ``count`` more nodes on the shared Redis (``extra``: more options)."""
         for _ in range(count):
-            node = NodeProcess(self.tmp_path / f"node{len(self.nodes)}", self.redis.url)
+            node = NodeProcess(self.tmp_path / f"node{len(self.nodes)}", self.redis.url, *extra)
             node.start()
             self.nodes.append(node)
         return self.nodes

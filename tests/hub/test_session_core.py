@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hub.names import DevicesKey, FollowersKey
+from hub.ratelimit import Strikes
 from hub.records import Change, ChangeKind
 from hub.session_core import SERVE, Cut, Limits, Refusal, SessionCore, State, plan_replay
 from protocol import Event
@@ -37,12 +38,12 @@ def core(clock: Clock | None = None, limits: Limits = ROOMY) -> SessionCore:
     return SessionCore(limits, clock or Clock())
 
 
-def test_until_auth_only_auth_and_ping_are_served_then_auth_conflicts() -> None:
+def test_until_auth_only_auth_is_served_then_auth_conflicts() -> None:
     session = core()
-    assert session.receive_request("feed.home") == Refusal(
-        ErrorCode.UNAUTHORIZED, "send auth with a token first"
-    )
-    assert session.receive_request("ping") is SERVE
+    unauthorized = Refusal(ErrorCode.UNAUTHORIZED, "send auth with a token first")
+    for op in ("feed.home", "ping", "explode", ""):  # ping and unknown ops too (SPEC 2)
+        assert session.receive_request(op) == unauthorized
+    assert session.receive_request("auth") is SERVE
     session.signed_in("ann")
     assert session.state is State.LIVE and session.user == "ann"
     assert session.receive_request("feed.home") is SERVE
@@ -63,43 +64,99 @@ def test_a_failed_auth_is_undone_and_may_be_retried() -> None:
     assert session.receive_request("auth") is SERVE
 
 
-def test_rate_limits_refuse_then_flooding_cuts() -> None:
+FLOOD = Cut(CloseCode.FLOOD, "kept flooding after rate_limited")
+
+
+def test_rate_limits_refuse_then_flooding_frames_cut() -> None:
     clock = Clock()
     session = core(clock, LIMITS)
     session.signed_in("ann")
+    session.frame_started()
     assert [session.receive_request("post") for _ in range(2)] == [SERVE, SERVE]
     refusal = session.receive_request("post")  # write bucket (burst 2) is empty
     assert isinstance(refusal, Refusal) and refusal.code is ErrorCode.RATE_LIMITED
     assert refusal.retry_after is not None and 0 < refusal.retry_after <= 1
-    assert isinstance(session.receive_request("ping"), Refusal)  # requests: 3 taken
-    assert session.receive_request("ping") == Cut(
-        CloseCode.FLOOD, "kept flooding after rate_limited"
-    )
+    assert session.receive_request("ping") is SERVE  # the request bucket has one left
+    assert all(isinstance(session.receive_request("ping"), Refusal) for _ in range(50))
+    for _ in range(LIMITS.flood_strikes - 1):  # frames refused after the first: strikes
+        session.frame_started()
+        assert isinstance(session.receive_request("ping"), Refusal)
+    session.frame_started()
+    assert session.receive_request("ping") == FLOOD
     clock.now += 10
     fresh = core(clock, LIMITS)
     fresh.signed_in("bob")
     assert all(fresh.receive_request("feed.home") is SERVE for _ in range(3))
 
 
-def test_a_served_request_resets_the_flood_strikes() -> None:
+@given(st.integers(1, 3), st.integers(1, 300), st.integers(1, 300))
+def test_one_frame_never_cuts_whatever_it_holds(strikes: int, reads: int, writes: int) -> None:
+    limits = Limits(
+        request_rate=1.0, request_burst=3.0, write_rate=1.0, write_burst=2.0,
+        flood_strikes=strikes, garbage_strikes=2, outbox_limit=100,
+    )  # fmt: skip
+    session = core(Clock(), limits)
+    session.signed_in("ann")
+    session.frame_started()
+    verdicts = [session.receive_request(op) for op in ["post"] * writes + ["ping"] * reads]
+    assert not any(isinstance(verdict, Cut) for verdict in verdicts)
+    assert session.limited(1.0, "the user's writes") != FLOOD  # nor a refusal from outside
+
+
+def test_a_frame_without_rate_limited_forgives_the_flood_strikes() -> None:
     clock = Clock()
     session = core(clock, LIMITS)
-    assert all(session.receive_request("ping") is SERVE for _ in range(3))
+    assert all(session.receive_request("auth") is SERVE for _ in range(3))
     for _ in range(5):  # strikes never add up to the 3 that cut
-        assert isinstance(session.receive_request("ping"), Refusal)
-        assert isinstance(session.receive_request("ping"), Refusal)
-        clock.now += 1.0  # one token back: the next request is served
-        assert session.receive_request("ping") is SERVE
+        for _ in range(LIMITS.flood_strikes):
+            session.frame_started()
+            assert isinstance(session.receive_request("auth"), Refusal)
+        clock.now += 1.0  # one token back: the next frame is served
+        session.frame_started()
+        assert session.receive_request("auth") is SERVE
 
 
-def test_garbage_strikes_cut_at_the_limit_and_drain_refuses() -> None:
-    session = core()
+def test_a_refusal_from_outside_counts_like_the_buckets_own() -> None:
+    session = core(Clock(), LIMITS)
+    for _ in range(LIMITS.flood_strikes):  # the first, then strikes short of the cut
+        session.frame_started()
+        refusal = session.limited(0.5, "too many writes by this user")
+        assert refusal == Refusal(
+            ErrorCode.RATE_LIMITED, "too many writes by this user; retry in 0.50 s", 0.5
+        )
+    session.frame_started()
+    assert session.limited(0.5, "too many writes by this user") == FLOOD
+
+
+def test_garbage_strikes_cut_at_the_limit_are_forgiven_over_time_and_drain_refuses() -> None:
+    clock = Clock()
+    session = core(clock, ROOMY)  # 2 strikes cut; one forgiven per 30 s
     assert session.receive_garbage() is None
-    assert session.receive_garbage() == Cut(
-        CloseCode.PROTOCOL_ERROR, "too many undecodable or invalid frames"
-    )
-    refusal = core().receive_request("ping", draining=True)
+    clock.now += 30.0  # forgiven
+    assert session.receive_garbage() is None
+    clock.now += 29.0  # not yet
+    assert session.receive_garbage() == Cut(CloseCode.PROTOCOL_ERROR, "too many undecodable frames")
+    refusal = core().receive_request("auth", draining=True)
     assert isinstance(refusal, Refusal) and refusal.code is ErrorCode.UNAVAILABLE
+
+
+@given(st.integers(2, 20), st.floats(0.001, 100), st.data())
+def test_strikes_cut_when_too_many_come_within_the_forgiving_time(
+    limit: int, forgive: float, data: st.DataObject
+) -> None:
+    clock = Clock()
+    strikes = Strikes(limit, forgive, clock)
+    spaced = data.draw(st.lists(st.floats(forgive * 1.001, 10 * forgive), max_size=30))
+    for gap in spaced:  # one strike per forgiving period or slower: never a cut
+        clock.now += gap
+        assert not strikes.strike()
+    clock.now += forgive * 1.001  # everything forgiven
+    packed = data.draw(st.lists(st.floats(0, forgive / limit), min_size=limit, max_size=limit))
+    cuts = []
+    for gap in packed:  # `limit` strikes in less than one period: the last one cuts
+        clock.now += gap
+        cuts.append(strikes.strike())
+    assert cuts == [False] * (limit - 1) + [True]
 
 
 def test_hold_and_release_drop_what_the_replay_covered_and_keep_order() -> None:

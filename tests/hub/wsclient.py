@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -80,6 +81,38 @@ class WsClient:
         await self.connection.send(self.codec.encode_request(request), text=not self.codec.binary)
         async with asyncio.timeout(WAIT):
             return await future
+
+    async def call_many(
+        self, requests: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> list[Reply | ErrorReply]:
+        """Send ``(op, args)`` requests in one batch frame; return their replies in order."""
+        loop = asyncio.get_running_loop()
+        encoded, futures = [], []
+        for op, args in requests:
+            request_id = next(self._ids)
+            future: asyncio.Future[Reply | ErrorReply] = loop.create_future()
+            self._waiting[request_id] = future
+            futures.append(future)
+            encoded.append(
+                self.codec.encode_request(Request(request_id, ops.OPERATIONS[op].from_args(args)))
+            )
+        await self.connection.send(self.codec.join(encoded), text=not self.codec.binary)
+        async with asyncio.timeout(WAIT):
+            return list(await asyncio.gather(*futures))
+
+    async def call_maps(self, maps: Sequence[Mapping[str, Any]]) -> list[Reply | ErrorReply]:
+        """Send request maps as they are (valid or not; each with an ``id``) in one JSON
+        frame, a batch when there are several; return their replies in order."""
+        assert not self.codec.binary, "call_maps speaks JSON"
+        loop = asyncio.get_running_loop()
+        futures = []
+        for message in maps:
+            future: asyncio.Future[Reply | ErrorReply] = loop.create_future()
+            self._waiting[message["id"]] = future
+            futures.append(future)
+        await self.connection.send(orjson.dumps(maps[0] if len(maps) == 1 else list(maps)).decode())
+        async with asyncio.timeout(WAIT):
+            return list(await asyncio.gather(*futures))
 
     async def next_event(self, *types: str) -> Event:
         """The next pushed event (of one of ``types`` if given; others are skipped)."""
