@@ -48,6 +48,7 @@ js-typecheck: $(JS)/node_modules/.installed  ## the JS client's .d.ts, with Type
 bench: $(VENV)/.test-deps system-deps
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/protocol_bench.py
+	$(PY) bench/block_fanout.py
 	$(PY) bench/suite.py $(BENCH_ARGS)
 
 clean:

@@ -4,8 +4,9 @@ The bus listener hands every change to :meth:`LocalFanout.deliver`, which asks
 :mod:`hub.routing` for the change's events, encodes each event once per codec (via
 :class:`protocol.PreparedEvent`) and queues a reference to the same bytes on every
 recipient's outbox, except those whose shield hides the change's author (a block or a
-mute, ``hub.shield``). Nothing here awaits: a delivery costs two set lookups and a list
-append per recipient.
+mute, ``hub.shield``): the index keeps, per author, the local sessions that hide them, so
+a change whose author nobody here hides is delivered with no per-recipient test.
+Nothing here awaits: a delivery costs a set lookup and a list append per recipient.
 
 The index also reference-counts route keys for a shared bus: the first local session
 under a key calls ``watch(key)``, the last one to leave calls ``unwatch(key)``, so a node
@@ -14,7 +15,7 @@ subscribes only to what its connected users need.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Protocol
 
 from hub.names import RouteKey
@@ -50,6 +51,10 @@ class LocalFanout:
         unwatch: Callable[[RouteKey], None] = lambda key: None,
     ) -> None:
         self._index: dict[RouteKey, set[Recipient]] = {}
+        self._hiders: dict[str, set[Recipient]] = {}
+        """Author -> the local sessions whose shield hides them (the reverse of each
+        shield's ``hidden``), so that a change whose author nobody here hides costs no
+        per-recipient test at all."""
         self._watch = watch
         self._unwatch = unwatch
 
@@ -72,22 +77,50 @@ class LocalFanout:
                     del self._index[key]
                     self._unwatch(key)
 
+    def reshield(
+        self, recipient: Recipient, before: Collection[str], after: Collection[str]
+    ) -> None:
+        """The users ``recipient``'s shield hides went from ``before`` to ``after``."""
+        for author in before:
+            if author not in after and (hiders := self._hiders.get(author)) is not None:
+                hiders.discard(recipient)
+                if not hiders:
+                    del self._hiders[author]
+        for author in after:
+            if author not in before:
+                self._hiders.setdefault(author, set()).add(recipient)
+
     def deliver(self, change: Change) -> int:
         """Queue ``change``'s events on every interested local session; return deliveries."""
         delivered = 0
-        author = change.author
+        hidden = self._hidden_from(change.author)
         for keys, event in routes_for(change):
             recipients = self._recipients(keys)
+            if hidden and recipients:
+                recipients = recipients - hidden
             if not recipients:
                 continue
             prepared = PreparedEvent(event)
             for recipient in recipients:
-                shield = recipient.shield
-                if author in shield.hidden and shield.hides(author):
-                    continue
                 recipient.send_event(change.seq, prepared)
-                delivered += 1
+            delivered += len(recipients)
         return delivered
+
+    def _hidden_from(self, author: str) -> set[Recipient]:
+        """The local sessions that hide ``author`` now; a mute that ran out takes its
+        session off the author's hiders."""
+        hiders = self._hiders.get(author)
+        if hiders is None:
+            return set()
+        hidden = {recipient for recipient in hiders if recipient.shield.hides(author)}
+        if len(hidden) < len(hiders):
+            self._unhide(author, hiders - hidden)
+        return hidden
+
+    def _unhide(self, author: str, recipients: set[Recipient]) -> None:
+        """``recipients`` no longer hide ``author`` (their mute ran out)."""
+        for recipient in recipients:
+            self.reshield(recipient, (author,), ())
 
     def deliver_presence(self, change: PresenceChange) -> int:
         """Queue a presence event on the local sessions of the user's followers."""

@@ -437,7 +437,7 @@ class Session:
         followees = await self.node.store.followee_ids(user)
         relations = await self.node.store.relations(user, now_ms())
         if relations != Relations():
-            self.shield = Shield(user, relations)
+            self._reshield(Shield(user, relations))
         self.add_keys([FollowersKey(user), *map(FollowersKey, followees)])
         for stream in streams:
             self.subscribe(stream)
@@ -465,6 +465,7 @@ class Session:
         try:
             await self.node.session_ended(self)
         finally:
+            self._reshield(NO_SHIELD)
             self.core.signed_out()
 
     def add_keys(self, keys: list[RouteKey]) -> None:
@@ -503,9 +504,16 @@ class Session:
 
     def relation_changed(self, change: RelationChange) -> None:
         """Take in a block or mute that concerns this session's user (made on any node)."""
-        if self.shield is NO_SHIELD:
-            self.shield = Shield(self.user)
-        self.shield.apply(change)
+        shield = Shield(self.user) if self.shield is NO_SHIELD else self.shield
+        before = set(shield.hidden)
+        shield.apply(change)
+        self.shield = shield
+        self.node.fanout.reshield(self, before, shield.hidden)
+
+    def _reshield(self, shield: Shield) -> None:
+        """Replace this session's shield (and the fan-out's index of it)."""
+        self.node.fanout.reshield(self, self.shield.hidden, shield.hidden)
+        self.shield = shield
 
     def hold(self) -> None:
         """Hold live events until the matching :meth:`catch_up` has replayed."""
