@@ -22,6 +22,7 @@ from clients.sdk.connection import Options
 from clients.sdk.errors import (
     BadRequest,
     BadResponse,
+    Blocked,
     Conflict,
     ConnectionLost,
     Forbidden,
@@ -50,6 +51,8 @@ from clients.sdk.events import (
     PresenceChanged,
     Profile,
     Reconnected,
+    Relation,
+    RelationChanged,
     Resync,
     StreamInsert,
     UnknownEvent,
@@ -60,6 +63,7 @@ from clients.sdk.sync import SyncClient, connect_sync
 __all__ = [
     "BadRequest",
     "BadResponse",
+    "Blocked",
     "Client",
     "Closed",
     "Conflict",
@@ -83,6 +87,8 @@ __all__ = [
     "Profile",
     "RateLimited",
     "Reconnected",
+    "Relation",
+    "RelationChanged",
     "RequestTimeout",
     "Resync",
     "SdkError",

@@ -12,7 +12,9 @@
             await client.reply(mention.post.id, f"@{mention.notification.actor} hello!")
 
 Handlers run one at a time, in event order; timers (:meth:`Bot.every`) run beside
-them. An exception in a handler is logged and the bot goes on. The client under a
+them. An exception in a handler is logged and the bot goes on; a ``blocked`` refusal
+(replying to, liking or following someone who blocked the bot) is expected, not a bug,
+and is logged in one line. The client under a
 bot retries ``rate_limited`` requests after the hub's ``retry_after`` and reconnects
 and resumes by itself (see :mod:`clients.sdk.connection`).
 """
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from clients.sdk.client import Client, connect
-from clients.sdk.errors import SdkError
+from clients.sdk.errors import Blocked, SdkError
 from clients.sdk.events import FeedInsert, HubEvent, NewNotification, Notification, Post
 
 __all__ = ["Bot", "Mention"]
@@ -156,10 +158,13 @@ class Bot:
 
 async def _guarded(handler: Callable[..., Awaitable[None]], *args: Any) -> None:
     """Run a handler; log its exception instead of ending the bot."""
+    name = getattr(handler, "__name__", handler)
     try:
         await handler(*args)
+    except Blocked as exc:
+        log.info("bot handler %s was refused by a block: %s", name, exc)
     except Exception:
-        log.exception("bot handler %s failed", getattr(handler, "__name__", handler))
+        log.exception("bot handler %s failed", name)
 
 
 async def _tick(seconds: float, handler: Timer, client: Client) -> None:

@@ -7,6 +7,7 @@ export const CloseCode: Readonly<{
   SLOW: 4001;
   INTERNAL: 4002;
   AUTH_TIMEOUT: 4003;
+  TOO_MANY_CONNECTIONS: 4004;
   UNAUTHORIZED: 4500;
   PROTOCOL_ERROR: 4501;
   FLOOD: 4502;
@@ -17,7 +18,7 @@ export function codePoints(text: string): number;
 
 export type ErrorCode =
   | "bad_request" | "unauthorized" | "forbidden" | "not_found" | "rate_limited"
-  | "too_large" | "conflict" | "unknown_op" | "unavailable" | "internal"
+  | "too_large" | "conflict" | "unknown_op" | "unavailable" | "internal" | "blocked"
   | "timeout" | "closed" | (string & {});
 
 export class HubbubError extends Error {
@@ -48,6 +49,14 @@ export interface Notification {
   actors?: string[]; others?: number;
 }
 export interface Page<T> { items: T[]; next: string | null }
+export interface PageOptions { before?: string | null; limit?: number }
+/** One of one's blocks or mutes: `until` is when a mute ends (ms); null until lifted,
+ * and always for a block. */
+export interface Relation { user: string; until: number | null }
+/** The `relation` push: one's own block or mute of `user` changed, on any device. */
+export type RelationChange =
+  | { user: string; blocked: boolean; muted?: undefined }
+  | { user: string; muted: boolean; until: number | null; blocked?: undefined };
 export type PostPatch = { id: number } & Partial<Omit<Post, "id">>;
 
 export interface HubEvent { type: string; cursor: string | null; data: any }
@@ -65,6 +74,7 @@ export interface ClientEvents {
   notification: { notification: Notification; unread: number };
   presence: { user: string; online: boolean };
   notice: { kind: string; message: string };
+  relation: RelationChange;
 }
 
 export type ServerMessage =
@@ -116,6 +126,12 @@ export class HubbubClient extends Emitter<ClientEvents> {
   follow(user: string): Promise<{ user: string; following: true }>;
   unfollow(user: string): Promise<{ user: string; following: false }>;
   profile(user: string): Promise<Profile>;
+  block(user: string): Promise<{ user: string; blocked: true }>;
+  unblock(user: string): Promise<{ user: string; blocked: false }>;
+  mute(user: string, until?: number | Date | null): Promise<{ user: string; muted: true; until: number | null }>;
+  unmute(user: string): Promise<{ user: string; muted: false }>;
+  blocks(page?: PageOptions): Promise<Page<Relation>>;
+  mutes(page?: PageOptions): Promise<Page<Relation>>;
 }
 
 export type FeedChange =

@@ -7,13 +7,16 @@
  * had, so the hub replays what was missed first; only then is it `live` and are queued
  * calls sent. A lost socket
  * is retried with exponential backoff and full jitter, unless the hub closed it with a
- * code in 4500-4999 (token rejected, protocol error, flood), which would fail again.
+ * code in 4500-4999 (token rejected, protocol error, flood), which would fail again; a
+ * 4004 (the user holds too many connections: its `auth` got `conflict`) is retried too,
+ * the delay growing until a connection of the user's closes.
  * A `resync` push puts the client in `resyncing` until every `resync` listener's
  * promise settles (they reload their views), then back to `live`.
  *
  * {@link LiveFeed} keeps one page of posts current from the pushes (insert, edit,
- * delete, counts), plus who is online and the unread notification count, and tells
- * subscribers what changed so a UI can patch itself in place.
+ * delete, counts; a `relation` push, the user's own block or mute made on any device,
+ * drops that author's posts), plus who is online and the unread notification count,
+ * and tells subscribers what changed so a UI can patch itself in place.
  *
  * @module hubbub
  */
@@ -27,6 +30,7 @@ export const CloseCode = Object.freeze({
   SLOW: 4001,
   INTERNAL: 4002,
   AUTH_TIMEOUT: 4003,
+  TOO_MANY_CONNECTIONS: 4004,
   UNAUTHORIZED: 4500,
   PROTOCOL_ERROR: 4501,
   FLOOD: 4502,
@@ -253,6 +257,43 @@ export class HubbubClient extends Emitter {
   /** @param {string} user */
   profile(user) { return this.call("profile.get", { user }); }
 
+  /**
+   * Block `user`: follows both ways end, each stops seeing the other, and follows,
+   * replies and likes between the two are refused with `blocked`. Every connection of
+   * this user then gets a `relation` push.
+   * @param {string} user
+   */
+  block(user) { return this.call("block", { user }); }
+  /** @param {string} user */
+  unblock(user) { return this.call("unblock", { user }); }
+
+  /**
+   * Hide `user`'s posts and notifications from this user, silently.
+   * @param {string} user
+   * @param {number | Date | null} [until] when the mute ends by itself (ms since the
+   *   epoch, or a Date; in the future); none: until `unmute`
+   */
+  mute(user, until = null) {
+    const args = { user };
+    if (until !== null && until !== undefined) args.until = until instanceof Date ? until.getTime() : until;
+    return this.call("mute", args);
+  }
+
+  /** @param {string} user */
+  unmute(user) { return this.call("unmute", { user }); }
+
+  /**
+   * A page of the users this user blocked, most recent first: `{items: [{user, until}], next}`.
+   * @param {{before?: string | null, limit?: number}} [page]
+   */
+  blocks(page = {}) { return this.call("blocks", pageArgs(page)); }
+
+  /**
+   * A page of this user's mutes in effect, most recent first (`until`: ms or null).
+   * @param {{before?: string | null, limit?: number}} [page]
+   */
+  mutes(page = {}) { return this.call("mutes", pageArgs(page)); }
+
   #open() {
     this.#setState(this.attempt === 0 && !this.user ? "connecting" : "reconnecting");
     let socket;
@@ -393,6 +434,14 @@ export class HubbubClient extends Emitter {
   }
 }
 
+/** Page arguments without the absent ones. */
+function pageArgs({ before = null, limit = null }) {
+  const args = {};
+  if (before !== null) args.before = before;
+  if (limit !== null) args.limit = limit;
+  return args;
+}
+
 function withTimeout(promise, ms, what) {
   let timer;
   const timeout = new Promise((_, reject) => {
@@ -406,6 +455,8 @@ function withTimeout(promise, ms, what) {
  * followees and the unread notification count. Subscribers get change records:
  * `{type: "reset"}`, `{type: "insert", post}`, `{type: "update", post}`,
  * `{type: "delete", id}`, `{type: "presence", user, online}`, `{type: "unread", unread}`.
+ * A `relation` push that hides a user (this user blocked or muted them, here or in
+ * another tab) gives a `delete` per post of theirs; lifting one reloads (`reset`).
  */
 export class LiveFeed extends Emitter {
   /**
@@ -436,6 +487,7 @@ export class LiveFeed extends Emitter {
       }),
       client.on("presence", ({ user, online }) => this.#presence(user, online)),
       client.on("notification", ({ unread }) => this.#unread(unread)),
+      client.on("relation", (change) => this.#relation(change)),
       client.on("resync", () => this.load()),
       client.on("ready", ({ resumed }) => {
         if (resumed) this.trackPresence(this.tracked).catch(() => {});
@@ -510,6 +562,23 @@ export class LiveFeed extends Emitter {
     if (online) this.online.add(user);
     else this.online.delete(user);
     this.emit("change", { type: "presence", user, online });
+  }
+
+  /** One's own block or mute changed: hide the user now, or show them again by reloading. */
+  #relation({ user, blocked, muted }) {
+    if (!blocked && !muted) {
+      this.load().catch(() => {});
+      return;
+    }
+    for (const post of [...this.byId.values()]) {
+      if (post.author !== user) continue;
+      this.byId.delete(post.id);
+      this.emit("change", { type: "delete", id: post.id });
+    }
+    if (blocked) { // the block ended the follows: the user's presence is hidden too
+      this.tracked = this.tracked.filter((tracked) => tracked !== user);
+      if (this.online.delete(user)) this.emit("change", { type: "presence", user, online: false });
+    }
   }
 
   #unread(unread) {

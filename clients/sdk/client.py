@@ -17,11 +17,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from clients.sdk.connection import Connection, Options
 from clients.sdk.errors import BadResponse
-from clients.sdk.events import Closed, HubEvent, Notification, Page, Post, PostUpdated, Profile
+from clients.sdk.events import (
+    Closed,
+    HubEvent,
+    Notification,
+    Page,
+    Post,
+    PostUpdated,
+    Profile,
+    Relation,
+)
 from protocol import Operation, ops
 from protocol.limits import DEFAULT_PAGE_LIMIT
 
@@ -97,6 +107,48 @@ class Client:
     ) -> Page[Profile]:
         """A page of the profiles ``user`` follows."""
         return await self._page(ops.Following(user, before, limit), Profile.from_wire)
+
+    # -- blocks and mutes -----------------------------------------------------------
+
+    async def block(self, user: str) -> None:
+        """Block ``user`` (idempotent): follows both ways end, each stops seeing the
+        other, and follows, replies and likes between the two raise
+        :class:`~clients.sdk.errors.Blocked`.
+
+        Every connection of this user gets a
+        :class:`~clients.sdk.events.RelationChanged` event.
+        """
+        await self._call(ops.Block(user))
+
+    async def unblock(self, user: str) -> None:
+        """Lift a block (idempotent); the follows it ended stay ended."""
+        await self._call(ops.Unblock(user))
+
+    async def mute(self, user: str, until: int | datetime | timedelta | None = None) -> Relation:
+        """Hide ``user``'s posts and notifications from oneself, silently; returns the mute.
+
+        ``until`` ends the mute by itself: ms since the epoch, a ``datetime`` (a naive
+        one is local time) or a ``timedelta`` from now; None mutes until :meth:`unmute`.
+        Muting again replaces ``until``. BadRequest for a time in the past.
+        """
+        result = await self._call(ops.Mute(user, _epoch_ms(until)))
+        return self._convert(Relation.from_wire, result)
+
+    async def unmute(self, user: str) -> None:
+        """Lift a mute (idempotent)."""
+        await self._call(ops.Unmute(user))
+
+    async def blocks(
+        self, before: str | None = None, limit: int = DEFAULT_PAGE_LIMIT
+    ) -> Page[Relation]:
+        """A page of the users this user blocked, most recent first."""
+        return await self._page(ops.Blocks(before, limit), Relation.from_wire)
+
+    async def mutes(
+        self, before: str | None = None, limit: int = DEFAULT_PAGE_LIMIT
+    ) -> Page[Relation]:
+        """A page of this user's mutes still in effect, most recent first."""
+        return await self._page(ops.Mutes(before, limit), Relation.from_wire)
 
     # -- posts ----------------------------------------------------------------------
 
@@ -222,6 +274,19 @@ class Client:
         await self.close()
 
 
+def _epoch_ms(when: int | datetime | timedelta | None) -> int | None:
+    """``when`` as ms since the epoch (a timedelta counts from now)."""
+    if when is None:
+        return None
+    if isinstance(when, timedelta):
+        when = datetime.now().astimezone() + when
+    if isinstance(when, datetime):
+        return round(when.timestamp() * 1000)
+    if type(when) is not int:
+        raise TypeError(f"expected ms since the epoch, a datetime or a timedelta, not {when!r}")
+    return when
+
+
 async def collect(
     fetch: Callable[[str | None], Awaitable[Page[T]]], limit: int | None = None
 ) -> list[T]:
@@ -274,6 +339,8 @@ def connect(url: str, *, token: str, event_buffer: int = 10_000, **options: Any)
     Keyword options are the fields of :class:`~clients.sdk.connection.Options`
     (``codec="msgpack"``, ``request_timeout=5``, ...). ``event_buffer`` bounds the
     events kept for :meth:`Client.events` (the oldest go first when nobody reads).
-    Raises ConnectionLost when the hub cannot be reached, Unauthorized for a bad token.
+    Raises ConnectionLost when the hub cannot be reached, Unauthorized for a bad token,
+    Conflict when the user already holds the most connections the hub allows (close
+    4004; later reconnects retry that with backoff instead).
     """
     return _Connecting(url, token, Options(**options), event_buffer)

@@ -13,7 +13,10 @@ a *supervisor* task that outlives it. Each WebSocket goes through:
 
 When the WebSocket closes, the close code decides: 4500-4999 end the connection for
 good (4500 raises :class:`Unauthorized`), anything else (4000-4499, 1006, ...)
-reconnects after a full-jitter exponential backoff. Requests issued meanwhile wait
+reconnects after a full-jitter exponential backoff. A reconnect whose ``auth`` the hub
+refuses is retried the same way, each delay bound doubling: ``conflict`` with close
+4004 (the user already holds the most connections the hub allows: one may close
+later), ``unavailable``; only a rejected token ends it. Requests issued meanwhile wait
 for the connection (up to ``request_timeout``); requests in flight are sent again
 if repeating them is harmless, and fail with :class:`ConnectionLost` if not
 (``post``, ``delete``).
@@ -39,6 +42,7 @@ from websockets.typing import Subprotocol
 
 from clients.sdk.errors import (
     ConnectionLost,
+    HubError,
     RequestTimeout,
     SdkError,
     TooLarge,
@@ -105,6 +109,8 @@ class Stats:
     reconnects: int = 0
     resumes: int = 0
     resyncs: int = 0
+    refused: int = 0
+    """Reconnect attempts whose ``auth`` the hub refused (e.g. too many connections, 4004)."""
     last_close_code: int | None = None
 
 
@@ -318,6 +324,8 @@ class Connection:
                     self._finish(exc)
                     return
                 except (OSError, TimeoutError, WebSocketException, SdkError) as exc:
+                    if isinstance(exc, HubError):
+                        self.stats.refused += 1
                     log.info("reconnect attempt %d to %s failed: %s", attempt, self.url, exc)
                     continue
                 self.stats.reconnects += 1

@@ -15,6 +15,7 @@ from protocol import ErrorCode, ErrorReply
 __all__ = [
     "BadRequest",
     "BadResponse",
+    "Blocked",
     "Conflict",
     "ConnectionLost",
     "Forbidden",
@@ -107,6 +108,13 @@ class Unavailable(HubError):
     code = ErrorCode.UNAVAILABLE
 
 
+class Blocked(HubError):
+    """``blocked``: a block between this user and the other one (either way) forbids
+    this follow, reply or like."""
+
+    code = ErrorCode.BLOCKED
+
+
 class Internal(HubError):
     """``internal`` (or a code newer than this SDK): a bug in the hub."""
 
@@ -136,6 +144,7 @@ _BY_CODE: dict[ErrorCode, type[HubError]] = {
         Conflict,
         UnknownOperation,
         Unavailable,
+        Blocked,
         Internal,
     )
 }

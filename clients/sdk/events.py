@@ -1,7 +1,8 @@
 """Typed records and events: what the hub's plain maps become on the client side.
 
-Records (:class:`Profile`, :class:`Post`, :class:`Notification`, :class:`Page`) are
-frozen dataclasses built from the wire maps of SPEC.md section 1. Each pushed event
+Records (:class:`Profile`, :class:`Post`, :class:`Notification`, :class:`Relation`,
+:class:`Page`) are frozen dataclasses built from the wire maps of SPEC.md sections 1
+and 4. Each pushed event
 becomes one :class:`HubEvent` subclass (:func:`event_from_wire`); unknown event types
 become :class:`UnknownEvent`, which clients ignore. :class:`Reconnected` is made by
 the SDK itself after every successful reconnect.
@@ -35,6 +36,8 @@ __all__ = [
     "PresenceChanged",
     "Profile",
     "Reconnected",
+    "Relation",
+    "RelationChanged",
     "Resync",
     "StreamInsert",
     "UnknownEvent",
@@ -57,6 +60,12 @@ def _opt_int(value: object) -> int | None:
 def _str(value: object) -> str:
     if type(value) is not str:
         raise TypeError(f"expected a string, got {value!r}")
+    return value
+
+
+def _bool(value: object) -> bool:
+    if type(value) is not bool:
+        raise TypeError(f"expected a bool, got {value!r}")
     return value
 
 
@@ -155,9 +164,7 @@ class Notification:
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> Notification:
         """The notification a wire map describes (a hub before groups: just ``actor``)."""
-        read = data["read"]
-        if type(read) is not bool:
-            raise TypeError(f"expected a bool, got {read!r}")
+        read = _bool(data["read"])
         actor = _str(data["actor"])
         actors = data.get("actors")
         return cls(
@@ -170,6 +177,23 @@ class Notification:
             (actor,) if actors is None else _strs(actors),
             _opt_int(data.get("others")) or 0,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    """One of one's blocks or mutes (the items of ``blocks`` and ``mutes`` pages).
+
+    ``until`` is when a mute ends by itself (ms since the epoch); None for a mute until
+    lifted, and always for a block.
+    """
+
+    user: str
+    until: int | None = None
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> Relation:
+        """The relation a wire map describes."""
+        return cls(_str(data["user"]), _opt_int(data.get("until")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +293,27 @@ class PresenceChanged(HubEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class RelationChanged(HubEvent):
+    """One's own block or mute of ``user`` changed, on this device or another one.
+
+    After a ``block`` / ``unblock`` ``blocked`` is set (``muted`` None); after a
+    ``mute`` / ``unmute`` ``muted`` is set, with ``until`` when the mute ends by itself.
+    Ephemeral: a client that was away reads :meth:`~clients.sdk.client.Client.blocks`
+    and :meth:`~clients.sdk.client.Client.mutes` again.
+    """
+
+    user: str
+    blocked: bool | None = None
+    muted: bool | None = None
+    until: int | None = None
+
+    @property
+    def hides(self) -> bool:
+        """Whether ``user``'s posts are now hidden from this user (a block or mute made)."""
+        return bool(self.blocked or self.muted)
+
+
+@dataclass(frozen=True, slots=True)
 class Resync(HubEvent):
     """The hub (or the SDK) could not resume exactly: reload views with fresh requests."""
 
@@ -321,10 +366,20 @@ def _update(cursor: str | None, data: Mapping[str, Any]) -> PostUpdated:
 
 
 def _presence(cursor: str | None, data: Mapping[str, Any]) -> PresenceChanged:
-    online = data["online"]
-    if type(online) is not bool:
-        raise TypeError(f"expected a bool, got {online!r}")
-    return PresenceChanged(cursor, _str(data["user"]), online)
+    return PresenceChanged(cursor, _str(data["user"]), _bool(data["online"]))
+
+
+def _relation(cursor: str | None, data: Mapping[str, Any]) -> RelationChanged:
+    blocked, muted = data.get("blocked"), data.get("muted")
+    if blocked is None and muted is None:
+        raise ValueError("a relation event says neither blocked nor muted")
+    return RelationChanged(
+        cursor,
+        _str(data["user"]),
+        None if blocked is None else _bool(blocked),
+        None if muted is None else _bool(muted),
+        _opt_int(data.get("until")),
+    )
 
 
 _CONVERTERS: dict[str, Callable[[str | None, Mapping[str, Any]], HubEvent]] = {
@@ -338,6 +393,7 @@ _CONVERTERS: dict[str, Callable[[str | None, Mapping[str, Any]], HubEvent]] = {
         c, Notification.from_wire(d["notification"]), _int(d["unread"])
     ),
     EventType.PRESENCE: _presence,
+    EventType.RELATION: _relation,
     EventType.RESYNC: lambda c, d: Resync(c, str(d.get("reason", ""))),
     EventType.NOTICE: lambda c, d: Notice(c, _str(d["kind"]), str(d.get("message", ""))),
 }

@@ -5,9 +5,11 @@ the presence of everyone the user follows, then applies every event the connecti
 delivers: ``FeedInsert`` adds a post in id order (newest first) and trims the page,
 ``PostUpdated`` and ``PostDeleted`` change or remove a shown post (the SDK's own
 ``PostUpdated`` after ``like`` / ``unlike`` sets ``liked``), ``PresenceChanged``
-updates :attr:`FeedView.online`. Each update carries absolute values and events come
-in change order, so applying them on top of any page read before them converges to
-what a fresh read would show.
+updates :attr:`FeedView.online`, and ``RelationChanged`` (this user blocked or muted
+someone, here or on another device) drops that user's posts at once (a block also
+their follow and presence); lifting a block or mute reloads the page. Each update
+carries absolute values and events come in change order, so applying them on top of
+any page read before them converges to what a fresh read would show.
 
 A ``Resync`` (or a delete that leaves a full page one short) reloads the page;
 events arriving during a reload are kept and applied on top of the new page.
@@ -31,6 +33,7 @@ from clients.sdk.events import (
     PostUpdated,
     PresenceChanged,
     Reconnected,
+    RelationChanged,
     Resync,
 )
 from protocol.limits import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, MAX_PRESENCE_USERS
@@ -131,16 +134,36 @@ class FeedView:
                         self.posts[i] = event.apply(shown)
                         return True
             case PostDeleted(id=post_id):
-                kept = [p for p in self.posts if p.id != post_id]
-                if len(kept) < len(self.posts):
-                    self.posts = kept
-                    if self._more:  # the next older post should move up: read it
-                        self._spawn(self.reload())
-                    return True
+                return self._drop(lambda p: p.id == post_id)
             case PresenceChanged(user=user, online=online) if user in self.following:
                 (self.online.add if online else self.online.discard)(user)
                 return True
+            case RelationChanged():
+                return self._relate(event)
         return False
+
+    def _drop(self, hidden: Callable[[Post], bool]) -> bool:
+        """Remove the ``hidden`` posts from the page; True when there were any."""
+        kept = [p for p in self.posts if not hidden(p)]
+        if len(kept) == len(self.posts):
+            return False
+        self.posts = kept
+        if self._more:  # the next older posts should move up: read them
+            self._spawn(self.reload())
+        return True
+
+    def _relate(self, change: RelationChanged) -> bool:
+        """Apply one's own block or mute: hide the user now; after a lift, their posts
+        may belong on the page again, so read it afresh."""
+        if not change.hides:
+            self._spawn(self.reload())
+            return False
+        changed = False
+        if change.blocked and change.user in self.following:  # the block ended the follow
+            self.following.discard(change.user)
+            self.online.discard(change.user)
+            changed = True
+        return self._drop(lambda p: p.author == change.user) or changed
 
     def _insert(self, post: Post) -> bool:
         if any(p.id == post.id for p in self.posts):

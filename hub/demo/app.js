@@ -6,6 +6,11 @@
 // `{type: "hubbub:token", token}` to this window from its parent frame. Only a parent
 // on this page's origin or on one the hub allows (`--demo-origins`, listed in the
 // page's hubbub-embedders meta tag) may frame the page or hand it a token.
+//
+// Block and mute: each post of someone else has Mute (for an hour, a day, or until
+// unmuted) and Block (confirmed) actions; "Blocked and muted" lists them with Unblock /
+// Unmute. The hub's `relation` push, sent to every tab of the user, makes each
+// LiveFeed drop the author's posts at once and keeps that list current.
 import { codePoints, HubbubClient, LiveFeed, MAX_POST_LENGTH } from "/hubbub.js";
 
 const $ = (id) => document.getElementById(id);
@@ -22,6 +27,10 @@ let client = null;
 let feeds = {};
 let active = "home";
 let following = new Set();
+let blocked = new Set();
+/** Muted users -> when the mute ends (ms), or null until unmuted. */
+let muted = new Map();
+const MUTE_CHOICES = [["for 1 hour", 3_600_000], ["for 1 day", 86_400_000], ["until I unmute", null]];
 
 /** Build an element: el("button", {class: "x", onclick}, "text", child). */
 function el(tag, attrs = {}, ...children) {
@@ -80,7 +89,8 @@ function postItem(post) {
         el("button", { type: "button", "data-action": "reply" }, "Reply ", el("span", { class: "replies" })),
         el("button", { type: "button", class: "like", "data-action": "like" }, "♥ ", el("span", { class: "likes" })),
         mine ? el("button", { type: "button", "data-action": "edit" }, "Edit") : "",
-        mine ? el("button", { type: "button", class: "danger", "data-action": "delete" }, "Delete") : ""))));
+        mine ? el("button", { type: "button", class: "danger", "data-action": "delete" }, "Delete") : "",
+        ...(mine ? [] : relationButtons(post.author))))));
   patchItem(li, post);
   return li;
 }
@@ -138,10 +148,93 @@ function renderBadge() {
   $("bell").setAttribute("aria-label", `Notifications (${unread} unread)`);
 }
 
-function personRow(user, action) {
+function personRow(user, ...actions) {
   return el("li", { class: "person" }, avatar(user),
     el("button", { class: "author", type: "button", "data-action": "profile", "data-user": user }, `@${user}`),
-    action);
+    ...actions);
+}
+
+/** Mute (or Unmute) and Block buttons for `user`, named with the handle. */
+function relationButtons(user) {
+  const on = muted.has(user);
+  return [
+    el("button", { type: "button", "data-action": on ? "unmute" : "mute-menu", "data-user": user,
+      "aria-label": `${on ? "Unmute" : "Mute"} @${user}` }, on ? "Unmute" : "Mute"),
+    el("button", { type: "button", class: "danger", "data-action": "block", "data-user": user,
+      "aria-label": `Block @${user}` }, "Block"),
+  ];
+}
+
+/** The mute choices, shown after the Mute button that asked for them. */
+function muteMenu(button) {
+  const { user } = button.dataset;
+  button.parentElement.querySelector(".mute-menu")?.remove();
+  const menu = el("span", { class: "mute-menu", role: "group", "aria-label": `Mute @${user} for how long?` },
+    ...MUTE_CHOICES.map(([label, ms]) => el("button", { type: "button", "data-action": "mute", "data-user": user,
+      "data-ms": ms ?? "", "aria-label": `Mute @${user} ${label}` }, label)),
+    el("button", { type: "button", class: "ghost", "data-action": "mute-cancel" }, "Cancel"));
+  button.after(menu);
+  menu.querySelector("button").focus();
+}
+
+/** Arm a Block button; a second click blocks. */
+async function block(button) {
+  const { user } = button.dataset;
+  if (!button.dataset.armed) {
+    button.dataset.armed = "1";
+    button.textContent = "Confirm block";
+    button.setAttribute("aria-label", `Confirm block @${user}`);
+    return;
+  }
+  await client.block(user);
+}
+
+/** "until <date and time>" for a mute that ends by itself. */
+function mutedUntil(until) {
+  const when = new Date(until);
+  return el("time", { class: "hint", datetime: when.toISOString() },
+    `until ${when.toLocaleString([], { dateStyle: "short", timeStyle: "short" })}`);
+}
+
+/** The "Blocked and muted" list: Unblock / Unmute per user (mutes that ended are left out). */
+function renderHidden() {
+  const now = Date.now();
+  const lift = (action, label, user) => el("button", { type: "button", class: "ghost", "data-action": action,
+    "data-user": user, "aria-label": `${label} @${user}` }, label);
+  const rows = [
+    ...[...blocked].sort().map((user) => personRow(user, lift("unblock", "Unblock", user))),
+    ...[...muted].filter(([, until]) => until === null || until > now).sort()
+      .map(([user, until]) => personRow(user, ...(until === null ? [] : [mutedUntil(until)]), lift("unmute", "Unmute", user))),
+  ];
+  $("hidden").replaceChildren(...(rows.length ? rows : [el("li", { class: "hint" }, "Nobody.")]));
+}
+
+/** One's own block or mute changed (in this tab or another): the LiveFeeds have
+ * already dropped or reloaded the posts; keep the lists and the profile current. */
+function onRelation({ user, blocked: isBlocked, muted: isMuted, until }) {
+  if (isBlocked !== undefined) {
+    if (isBlocked) blocked.add(user);
+    else blocked.delete(user);
+    if (isBlocked && following.delete(user)) {
+      renderPeople();
+      feeds.home.trackPresence([...following]).catch(() => {});
+    }
+  } else if (isMuted) {
+    muted.set(user, until ?? null);
+  } else {
+    muted.delete(user);
+  }
+  renderHidden();
+  renderSuggestions();
+  if ($("profile").firstChild?.dataset?.user === user) showProfile(user);
+  const what = isBlocked ? "blocked" : isMuted ? "muted" : isBlocked === false ? "unblocked" : "unmuted";
+  $("announce").textContent = `You ${what} @${user}.`;
+}
+
+/** What to tell the user about a failed action on `user`'s post or profile. */
+function explain(error, user) {
+  if (error.code === "blocked" && user) return `You can't interact with @${user}.`;
+  return error.message;
 }
 
 function followButton(user) {
@@ -158,20 +251,27 @@ function renderPeople() {
 
 function renderSuggestions() {
   const authors = [...new Set(feeds.everyone.posts.map((p) => p.author))]
-    .filter((user) => user !== client.user.id && !following.has(user)).slice(0, 5);
+    .filter((user) => user !== client.user.id && !following.has(user) && !blocked.has(user) && !muted.has(user))
+    .slice(0, 5);
   const rows = authors.map((user) => personRow(user, followButton(user)));
   $("suggest").replaceChildren(...(rows.length ? rows : [el("li", { class: "hint" }, "No suggestions right now.")]));
 }
 
 async function showProfile(user) {
   const box = $("profile");
+  if (blocked.has(user)) { // the hub hides a blocked user's profile: say why
+    box.replaceChildren(el("div", { class: "profile", "data-user": user }, el("p", {}, `You blocked @${user}.`),
+      el("button", { type: "button", class: "ghost", "data-action": "unblock", "data-user": user,
+        "aria-label": `Unblock @${user}` }, "Unblock")));
+    return;
+  }
   try {
     const p = await client.profile(user);
     box.replaceChildren(el("div", { class: "profile", "data-user": p.id }, avatar(p.id),
       el("div", {}, el("strong", {}, p.name), " ", el("span", { class: "handle" }, `@${p.id}`),
         p.bio ? el("p", {}, p.bio) : "",
         el("p", { class: "hint" }, `${p.posts} posts · ${p.followers} followers · ${p.following} following`)),
-      p.id === client.user.id ? "" : followButton(p.id)));
+      p.id === client.user.id ? "" : el("div", { class: "profile-actions" }, followButton(p.id), ...relationButtons(p.id))));
     markOnline(box);
   } catch (error) {
     box.replaceChildren(el("p", { class: "error", role: "alert" },
@@ -198,6 +298,7 @@ async function toggleLike(id) {
 
 /** An inline form under a post (reply or edit); `submit(text)` does the work. */
 function inlineForm(li, label, initial, submit) {
+  const author = feeds[active].byId.get(Number(li.dataset.postId))?.author;
   li.querySelector("form")?.remove();
   const id = `inline-${li.dataset.postId}`;
   const area = el("textarea", { id, rows: 2 });
@@ -209,8 +310,12 @@ function inlineForm(li, label, initial, submit) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     if (!area.value.trim()) return;
-    await submit(area.value);
-    form.remove();
+    try {
+      await submit(area.value);
+      form.remove();
+    } catch (error) {
+      alertBriefly(explain(error, author));
+    }
   });
   li.querySelector(".body").append(form);
   area.focus();
@@ -222,6 +327,7 @@ async function onAction(event) {
   const li = button.closest("[data-post-id]");
   const id = li && Number(li.dataset.postId);
   const { user } = button.dataset;
+  const author = user ?? (id && feeds[active].byId.get(id)?.author);
   try {
     switch (button.dataset.action) {
       case "profile": return await showProfile(user);
@@ -230,6 +336,12 @@ async function onAction(event) {
       case "like": return await toggleLike(id);
       case "reply": return inlineForm(li, "Reply to this post", "", (text) => client.post(text, id));
       case "edit": return inlineForm(li, "Edit your post", feeds[active].byId.get(id).text, (text) => client.edit(id, text));
+      case "mute-menu": return muteMenu(button);
+      case "mute-cancel": return button.closest(".mute-menu").remove();
+      case "mute": return await client.mute(user, button.dataset.ms ? Date.now() + Number(button.dataset.ms) : null);
+      case "unmute": return await client.unmute(user);
+      case "block": return await block(button);
+      case "unblock": return await client.unblock(user);
       case "delete":
         if (button.dataset.armed) return await client.deletePost(id);
         button.dataset.armed = "1";
@@ -237,8 +349,8 @@ async function onAction(event) {
         return;
     }
   } catch (error) {
-    $("announce").textContent = error.message;
-    alertBriefly(error.message);
+    $("announce").textContent = explain(error, author);
+    alertBriefly(explain(error, author));
   }
 }
 
@@ -306,6 +418,10 @@ async function start(token) {
   await client.subscribe("public");
   const page = await client.call("following", { user: me.id, limit: 100 });
   following = new Set(page.items.map((p) => p.id));
+  const [blocks, mutes] = await Promise.all([client.blocks({ limit: 100 }), client.mutes({ limit: 100 })]);
+  blocked = new Set(blocks.items.map((r) => r.user));
+  muted = new Map(mutes.items.map((r) => [r.user, r.until]));
+  client.on("relation", onRelation);
   await Promise.all([feeds.home.load(), feeds.everyone.load()]);
   await feeds.home.trackPresence([...following]);
   for (const [name, feed] of Object.entries(feeds)) feed.subscribe((change) => onChange(name, change));
@@ -316,6 +432,7 @@ async function start(token) {
   selectTab("home");
   renderPeople();
   renderSuggestions();
+  renderHidden();
   renderBadge();
   $("compose-text").focus();
 }

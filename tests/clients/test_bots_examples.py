@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -107,6 +108,41 @@ async def test_handler_errors_are_logged_and_the_bot_goes_on(
         await done.wait()
     assert seen == ["boom", "still alive"]
     assert "handler bug" in caplog.text
+
+
+async def test_a_blocked_request_is_logged_in_one_line_and_the_bot_goes_on(
+    sdk: Open, run_bot: RunBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="clients.bots.framework")
+    bot = Bot("fan")
+    entered, go = asyncio.Event(), asyncio.Event()
+    liked: list[str] = []
+
+    @bot.on_post
+    async def like_it(post: Post, client: Client) -> None:
+        if post.author == "alice":  # alice blocks the bot meanwhile
+            entered.set()
+            await go.wait()
+        await client.like(post.id)
+        liked.append(post.author)
+
+    alice, carol = await sdk("alice"), await sdk("carol")
+    fan = await run_bot(bot, "fan")
+    await fan.follow("alice")
+    await fan.follow("carol")
+    await alice.post("like me, fan")
+    async with asyncio.timeout(10):
+        await entered.wait()
+    await alice.block("fan")
+    go.set()
+    events = carol.events()
+    await carol.post("and me")
+    while (note := (await expect(events, NewNotification)).notification).kind != "like":
+        pass
+    assert note.actor == "fan"  # the bot went on to carol's post
+    assert liked == ["carol"]
+    assert "like_it was refused by a block: blocked" in caplog.text
+    assert not any(record.exc_info for record in caplog.records)
 
 
 @pytest.mark.node_settings(write_burst=2.0, write_rate=20.0, flood_strikes=1000)

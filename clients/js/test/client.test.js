@@ -120,6 +120,34 @@ test("the backoff doubles up to its ceiling while the hub stays away", async (t)
   client.close();
 });
 
+test("too many connections (4004): the refused auth is retried with a growing backoff", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const client = fakeClient({ minDelay: 100, maxDelay: 1000, random: () => 0 });
+  await signIn(client);
+  FakeSocket.made.at(-1).hubCloses(1006);
+  for (const delay of [50, 100]) { // half of each doubling ceiling (no jitter here)
+    const before = FakeSocket.made.length;
+    t.mock.timers.tick(delay - 1);
+    assert.equal(FakeSocket.made.length, before);
+    t.mock.timers.tick(1);
+    const socket = FakeSocket.made.at(-1);
+    await tick();
+    assert.equal(socket.sent.at(-1).op, "auth");
+    socket.hubSends({ re: socket.sent.at(-1).id, error: { code: "conflict", message: "alice holds 1 connection" } });
+    socket.hubCloses(4004, "too many connections of this user");
+    await tick();
+    assert.equal(client.state, "reconnecting");
+  }
+  t.mock.timers.tick(200);
+  const last = FakeSocket.made.at(-1);
+  await tick();
+  last.reply({ user: USER, replayed: 0, cursor: "8" });
+  await tick();
+  assert.equal(client.state, "live");
+  assert.equal(FakeSocket.made.length, 4);
+  client.close();
+});
+
 test("a rejected token closes for good: no reconnect", async () => {
   const client = fakeClient();
   const closed = new Promise((resolve) => client.on("closed", resolve));
@@ -173,6 +201,39 @@ test("LiveFeed applies inserts once, merges updates, drops deletes, tracks prese
   assert.deepEqual(feed.posts, [{ ...post, likes: 2, text: "b" }]);
   assert.deepEqual([...feed.online], ["bob"]);
   assert.equal(client.cursor, "13");
+  feed.dispose();
+  client.close();
+});
+
+test("LiveFeed drops whom this user blocks or mutes at once, and reloads after a lift", async () => {
+  const client = fakeClient();
+  const socket = await signIn(client);
+  const feed = new LiveFeed(client);
+  socket.hubSends([3, 4, 5].map((id) => ({ ev: "feed.insert", cursor: String(id), data: { id, author: id === 4 ? "carol" : "bob" } })));
+  socket.hubSends({ ev: "presence", cursor: null, data: { user: "carol", online: true } });
+  const changes = [];
+  feed.subscribe((change) => changes.push(change));
+  const pushed = [];
+  client.on("relation", (change) => pushed.push(change));
+
+  socket.hubSends({ ev: "relation", cursor: null, data: { user: "bob", muted: true, until: null } });
+  assert.deepEqual(changes, [{ type: "delete", id: 3 }, { type: "delete", id: 5 }]);
+  assert.deepEqual(feed.posts.map((p) => p.id), [4]);
+  socket.hubSends({ ev: "relation", cursor: null, data: { user: "carol", blocked: true } });
+  assert.deepEqual(changes.slice(2), [{ type: "delete", id: 4 }, { type: "presence", user: "carol", online: false }]);
+  assert.deepEqual([...feed.online], []);
+  assert.equal(client.cursor, "5"); // relation pushes are ephemeral
+
+  socket.hubSends({ ev: "relation", cursor: null, data: { user: "bob", muted: false, until: null } });
+  await tick();
+  assert.deepEqual(socket.sent.slice(-2).map((m) => m.op), ["feed.home", "notifications"]);
+  socket.hubSends({ re: socket.sent.at(-2).id, result: { items: [{ id: 5, author: "bob" }, { id: 3, author: "bob" }], next: null } });
+  socket.reply({ items: [], next: null, unread: 0 });
+  await tick();
+  await tick();
+  assert.deepEqual(feed.posts.map((p) => p.id), [5, 3]);
+  assert.ok(changes.some((change) => change.type === "reset"));
+  assert.deepEqual(pushed.map((change) => change.user), ["bob", "carol", "bob"]);
   feed.dispose();
   client.close();
 });

@@ -128,6 +128,46 @@ test("after a hub restart the client resumes and gets the post made meanwhile, o
   feed.dispose();
 });
 
+test("block and mute: calls, pages, the relation push in another tab, the blocked error", async () => {
+  const erin = await signIn("erin");
+  const otherTab = await signIn("erin");
+  const frank = await signIn("frank");
+  const gina = await signIn("gina");
+  await erin.follow("frank");
+  await erin.follow("gina");
+  const franks = await frank.post("frank here");
+  const ginas = await gina.post("gina here");
+  const mine = await erin.post("erin here");
+  const feed = new LiveFeed(otherTab);
+  await feed.load();
+  assert.deepEqual(feed.posts.map((p) => p.id), [mine.id, ginas.id, franks.id]);
+
+  const pushed = new Promise((resolve) => otherTab.on("relation", resolve));
+  const franksGone = nextChange(feed, "delete", (c) => c.id === franks.id);
+  assert.deepEqual(await erin.block("frank"), { user: "frank", blocked: true });
+  assert.deepEqual(await pushed, { user: "frank", blocked: true });
+  await franksGone;
+  await assert.rejects(frank.like(mine.id), { code: "blocked" });
+  await assert.rejects(frank.post("hi", mine.id), { code: "blocked" });
+  assert.deepEqual(await erin.blocks(), { items: [{ user: "frank", until: null }], next: null });
+
+  const until = new Date(Date.now() + 3_600_000);
+  const ginasGone = nextChange(feed, "delete", (c) => c.id === ginas.id);
+  assert.deepEqual(await erin.mute("gina", until), { user: "gina", muted: true, until: until.getTime() });
+  await ginasGone;
+  assert.deepEqual(feed.posts.map((p) => p.id), [mine.id]);
+  assert.deepEqual((await erin.mutes({ limit: 10 })).items, [{ user: "gina", until: until.getTime() }]);
+  await gina.like(mine.id); // a mute is one-way: gina may still like
+
+  const back = nextChange(feed, "reset");
+  assert.deepEqual(await erin.unmute("gina"), { user: "gina", muted: false });
+  await back;
+  assert.deepEqual(feed.posts.map((p) => p.id), [mine.id, ginas.id]);
+  await erin.unblock("frank");
+  assert.deepEqual((await erin.blocks({ limit: 5 })).items, []);
+  feed.dispose();
+});
+
 test("a rejected token gives up without reconnecting", async () => {
   const mallory = new HubbubClient({ url: hub.url, token: "not-a-token", minDelay: 10 });
   const states = [];

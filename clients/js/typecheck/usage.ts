@@ -11,6 +11,8 @@ import {
   type FeedChange,
   type Post,
   type Profile,
+  type Relation,
+  type RelationChange,
 } from "../hubbub.js";
 
 export async function tour(token: () => Promise<string>): Promise<string[]> {
@@ -34,9 +36,27 @@ export async function tour(token: () => Promise<string>): Promise<string[]> {
     if (error instanceof HubbubError && error.code === "too_large") console.log(error.message);
   }
   const page = await client.call<{ items: Post[]; next: string | null }>("feed.public", { limit: 5 });
+  client.on("relation", (change: RelationChange) => {
+    if (change.blocked !== undefined) console.log(change.user, change.blocked);
+    else console.log(change.user, change.muted, change.until ?? "until unmuted");
+  });
+  await client.block("mallory");
+  const { until } = await client.mute("bob", new Date(Date.now() + 3_600_000));
+  await client.mute("carol", until ?? undefined);
+  const muted: Relation[] = (await client.mutes({ limit: 50 })).items;
+  const blocked = await client.blocks();
+  if (blocked.next !== null) await client.blocks({ before: blocked.next });
+  await client.unmute("bob");
+  await client.unblock("mallory");
+  try {
+    await client.like(post.id);
+  } catch (error) {
+    if (error instanceof HubbubError && error.code === "blocked") console.log(muted.length);
+  }
+  const crowded: boolean = shouldReconnect(CloseCode.TOO_MANY_CONNECTIONS);
   stop();
   feed.dispose();
   client.close();
   const reconnects: boolean = shouldReconnect(CloseCode.DRAINING);
-  return [me.id, String(codePoints(post.text)), String(reconnects), ...page.items.map((p) => p.text)];
+  return [me.id, String(codePoints(post.text)), String(reconnects && crowded), ...page.items.map((p) => p.text)];
 }
