@@ -58,6 +58,7 @@ __all__ = [
     "Presence",
     "RouteKeys",
     "Store",
+    "cursor_id",
 ]
 
 
@@ -109,6 +110,16 @@ shared backend that publishes changes once per key."""
 
 class CursorError(ValueError):
     """A page cursor this store did not produce (or cannot read)."""
+
+
+def cursor_id(cursor: str | None, default: int) -> int:
+    """The id a page cursor stands for (``default`` when there is no cursor): both stores'
+    page cursors are ``str(id)`` of the last item's key."""
+    if cursor is None:
+        return default
+    if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 18):
+        raise CursorError(f"not a page cursor of this store: {cursor!r}")
+    return int(cursor)
 
 
 class MissingRecord(LookupError):

@@ -18,7 +18,7 @@ from typing import cast
 
 import redis.asyncio as aioredis
 
-from hub.backends.base import CursorError
+from hub.backends.base import cursor_id
 from hub.backends.redis_link import Keys, translate_errors
 from hub.backends.redis_notes import notification_from_data
 from hub.records import Notification, Page, Post, Profile
@@ -62,15 +62,6 @@ def profile_from_fields(user: str, values: Sequence[str | None]) -> Profile | No
         user, name, bio or "", int(created or 0), int(followers or 0), int(following or 0),
         int(posts or 0),
     )  # fmt: skip
-
-
-def cursor_id(cursor: str | None, default: int) -> int:
-    """The id a page cursor stands for (``default`` when there is no cursor)."""
-    if cursor is None:
-        return default
-    if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 18):
-        raise CursorError(f"not a page cursor of this store: {cursor!r}")
-    return int(cursor)
 
 
 @translate_errors

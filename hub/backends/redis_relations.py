@@ -17,8 +17,8 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
+from hub.backends.base import cursor_id
 from hub.backends.redis_link import Keys, script_runner, translate_errors
-from hub.backends.redis_pages import cursor_id
 from hub.names import DevicesKey
 from hub.records import Barriers, Committed, Page, Relation, RelationKind, Relations
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from hub.backends.base import BusMessage, FollowChange, MissingRecord
+from hub.backends.base import BusMessage, FollowChange, MissingRecord, cursor_id
 from hub.backends.sqlite_changelog import SqliteChangeLog
-from hub.backends.sqlite_rows import NO_BOUND, cursor_id, rows_page
+from hub.backends.sqlite_rows import NO_BOUND, rows_page
 from hub.backends.sqlite_schema import transaction
 from hub.records import Barriers, Committed, Page, Relation, RelationChange, RelationKind, Relations
 

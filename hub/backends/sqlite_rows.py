@@ -1,14 +1,13 @@
-"""Row helpers the embedded store's modules share: keyset page cursors and pages."""
+"""Row helpers the embedded store's modules share: keyset pages of rows."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from hub.backends.base import CursorError
 from hub.records import Page
 
-__all__ = ["NO_BOUND", "Row", "cursor_id", "rows_page"]
+__all__ = ["NO_BOUND", "Row", "rows_page"]
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
@@ -16,15 +15,6 @@ Row = tuple[Any, ...]
 
 NO_BOUND = 2**63 - 1
 """The ``before`` bound of a first page (above every id)."""
-
-
-def cursor_id(cursor: str | None, default: int) -> int:
-    """The id a page cursor stands for (``default`` when there is no cursor)."""
-    if cursor is None:
-        return default
-    if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 18):
-        raise CursorError(f"not a page cursor of this store: {cursor!r}")
-    return int(cursor)
 
 
 def rows_page(rows: list[Row], limit: int, convert: Callable[[Row], T]) -> Page[T]:

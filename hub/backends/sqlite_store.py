@@ -26,12 +26,11 @@ import sqlite3
 from collections.abc import Sequence
 
 from hub import changes
-from hub.backends.base import FollowChange, MissingRecord
+from hub.backends.base import FollowChange, MissingRecord, cursor_id
 from hub.backends.sqlite_changelog import SqliteChangeLog
 from hub.backends.sqlite_relations import SqliteRelations
 from hub.backends.sqlite_rows import NO_BOUND as _NO_BOUND
 from hub.backends.sqlite_rows import Row
-from hub.backends.sqlite_rows import cursor_id as _cursor_id
 from hub.backends.sqlite_rows import rows_page as _page
 from hub.backends.sqlite_schema import transaction
 from hub.records import (
@@ -203,7 +202,7 @@ class SqliteStore(SqliteRelations):
         rows = self._db.execute(
             f"SELECT f.id, {_PROFILE} FROM follows f JOIN profiles p ON p.id = f.{other}"
             f" WHERE f.{side} = ? AND f.id < ? ORDER BY f.id DESC LIMIT ?",
-            (user, _cursor_id(before, _NO_BOUND), limit + 1),
+            (user, cursor_id(before, _NO_BOUND), limit + 1),
         ).fetchall()
         return _page(rows, limit, _profile)
 
@@ -418,7 +417,7 @@ class SqliteStore(SqliteRelations):
         order: str = "DESC",
     ) -> Page[Post]:
         """Live posts matching ``where`` past the cursor, keyed and ordered by id."""
-        bound = _cursor_id(before, _NO_BOUND if order == "DESC" else 0)
+        bound = cursor_id(before, _NO_BOUND if order == "DESC" else 0)
         op = "<" if order == "DESC" else ">"
         rows = self._db.execute(
             f"SELECT p.id, {_POST} FROM posts p WHERE {where} AND p.deleted = 0"
@@ -435,7 +434,7 @@ class SqliteStore(SqliteRelations):
         merges them, so a page costs O(followees x limit) index steps, independent of how
         many posts those authors have.
         """
-        bound = _cursor_id(before, _NO_BOUND)
+        bound = cursor_id(before, _NO_BOUND)
         authors = [user, *await self.followee_ids(user)]
         newest: list[int] = []
         for author in authors:
@@ -465,7 +464,7 @@ class SqliteStore(SqliteRelations):
             f"SELECT t.post_id, {_POST} FROM post_tags t JOIN posts p ON p.id = t.post_id"
             " WHERE t.tag = ? AND t.post_id < ? AND p.deleted = 0"
             " ORDER BY t.post_id DESC LIMIT ?",
-            (tag, _cursor_id(before, _NO_BOUND), limit + 1),
+            (tag, cursor_id(before, _NO_BOUND), limit + 1),
         ).fetchall()
         return _page(rows, limit, _post)
 
@@ -563,7 +562,7 @@ class SqliteStore(SqliteRelations):
         rows = self._db.execute(
             f"SELECT id, {_NOTIFICATION} FROM notifications WHERE user = ? AND id < ?"
             " ORDER BY id DESC LIMIT ?",
-            (user, _cursor_id(before, _NO_BOUND), limit + 1),
+            (user, cursor_id(before, _NO_BOUND), limit + 1),
         ).fetchall()
         return _page(rows, limit, _notification)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -134,3 +135,20 @@ class WsClient:
         async with asyncio.timeout(WAIT):
             await self.connection.wait_closed()
         return self.connection.close_code
+
+
+async def assert_held_to_user_rate(clients: Sequence[WsClient], rate: float, burst: int) -> None:
+    """Flood posts from every one of ``clients`` (one user) at once, 30 per connection in
+    one batch each: at most ``burst`` plus ``rate`` per second elapsed are served, and
+    every other one is ``rate_limited`` by the per-user bucket, with a ``retry_after``."""
+    started = time.monotonic()
+    batches = await asyncio.gather(
+        *(c.call_many([("post", {"text": f"spam {i}"}) for i in range(30)]) for c in clients)
+    )
+    took = time.monotonic() - started
+    replies = [reply for batch in batches for reply in batch]
+    served = sum(isinstance(reply, Reply) for reply in replies)
+    assert burst <= served <= burst + rate * took + 1, (served, took)
+    refused = [reply for reply in replies if isinstance(reply, ErrorReply)]
+    assert {reply.code.value for reply in refused} == {"rate_limited"}
+    assert all("this user" in r.message and (r.retry_after or 0) > 0 for r in refused)
