@@ -79,7 +79,7 @@ def run_case(recipients: int, posts: int, blocks: int, hide_share: float) -> tup
         shield = built if blocks else NO_SHIELD
         member = Recipient(user, shield)
         fanout.add(member, [FollowersKey(AUTHOR)])
-        fanout.reshield(member, (), shield.hidden)
+        fanout.reshield(member, shield.hidden)
         members.append(member)
     created = [
         changes.created(

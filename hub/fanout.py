@@ -55,6 +55,9 @@ class LocalFanout:
         """Author -> the local sessions whose shield hides them (the reverse of each
         shield's ``hidden``), so that a change whose author nobody here hides costs no
         per-recipient test at all."""
+        self._filed_hidden: dict[Recipient, frozenset[str]] = {}
+        """What each session is filed under in ``_hiders`` (so that it is unfiled in
+        full, whatever its shield has forgotten meanwhile)."""
         self._watch = watch
         self._unwatch = unwatch
 
@@ -77,18 +80,24 @@ class LocalFanout:
                     del self._index[key]
                     self._unwatch(key)
 
-    def reshield(
-        self, recipient: Recipient, before: Collection[str], after: Collection[str]
-    ) -> None:
-        """The users ``recipient``'s shield hides went from ``before`` to ``after``."""
-        for author in before:
-            if author not in after and (hiders := self._hiders.get(author)) is not None:
-                hiders.discard(recipient)
-                if not hiders:
-                    del self._hiders[author]
-        for author in after:
-            if author not in before:
-                self._hiders.setdefault(author, set()).add(recipient)
+    def reshield(self, recipient: Recipient, hidden: Collection[str]) -> None:
+        """File ``recipient`` as hiding exactly the users in ``hidden`` (its shield's
+        ``hidden``; empty when the session ends)."""
+        before = self._filed_hidden.pop(recipient, frozenset())
+        after = frozenset(hidden)
+        for author in before - after:
+            hiders = self._hiders[author]
+            hiders.discard(recipient)
+            if not hiders:
+                del self._hiders[author]
+        for author in after - before:
+            self._hiders.setdefault(author, set()).add(recipient)
+        if after:
+            self._filed_hidden[recipient] = after
+
+    def hiding(self, author: str) -> frozenset[Recipient]:
+        """The local sessions filed as hiding ``author``."""
+        return frozenset(self._hiders.get(author, ()))
 
     def deliver(self, change: Change) -> int:
         """Queue ``change``'s events on every interested local session; return deliveries."""
@@ -120,12 +129,18 @@ class LocalFanout:
     def _unhide(self, author: str, recipients: set[Recipient]) -> None:
         """``recipients`` no longer hide ``author`` (their mute ran out)."""
         for recipient in recipients:
-            self.reshield(recipient, (author,), ())
+            self.reshield(recipient, self._filed_hidden[recipient] - {author})
 
     def deliver_presence(self, change: PresenceChange) -> int:
-        """Queue a presence event on the local sessions of the user's followers."""
+        """Queue a presence event on the local sessions of the user's followers (not on
+        those a block separates from the user)."""
         keys, event = presence_route(change)
-        recipients = [r for r in self._recipients(keys) if r.user != change.user]
+        hiders = self._hiders.get(change.user, ())
+        recipients = [
+            r
+            for r in self._recipients(keys)
+            if r.user != change.user and not (r in hiders and r.shield.blocks(change.user))
+        ]
         if recipients:
             prepared = PreparedEvent(event)
             for recipient in recipients:

@@ -29,7 +29,7 @@ def _blocks(shield: Shield) -> Hides:
     """Whether a block (either way) stands between the shield's user and another: such
     users' profiles, posts and presence are hidden (a mute hides posts and
     notifications only)."""
-    return lambda other: other in shield.blocked or other in shield.blocked_by
+    return shield.blocks
 
 
 class Handlers:

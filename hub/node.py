@@ -269,7 +269,7 @@ class Node:
         """An authenticated session ended (or its ``auth`` was undone): unfile it and,
         if it was admitted, count it out and start the offline grace period."""
         self.fanout.remove(session, session.keys)
-        self.fanout.reshield(session, session.shield.hidden, ())
+        self.fanout.reshield(session, ())
         sessions = self._sessions.get(session.user, set())
         if session not in sessions:
             return

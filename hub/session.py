@@ -127,6 +127,7 @@ class Session:
     __slots__ = (  # thousands of these live per node: no per-instance dict
         "_auth_deadline",
         "_closing",
+        "_heard",
         "_replaying",
         "codec",
         "connection",
@@ -160,6 +161,7 @@ class Session:
         self._closing: asyncio.Task[None] | None = None
         self._auth_deadline: asyncio.Timeout | None = None
         self.shield = NO_SHIELD
+        self._heard: list[RelationChange] | None = None
 
     @property
     def user(self) -> str:
@@ -435,9 +437,16 @@ class Session:
         """
         await self._settled()
         followees = await self.node.store.followee_ids(user)
-        relations = await self.node.store.relations(user, now_ms())
-        if relations != Relations():
-            self._reshield(Shield(user, relations))
+        self._heard = []
+        try:
+            relations = await self.node.store.relations(user, now_ms())
+        finally:
+            heard, self._heard = self._heard, None
+        if relations != Relations() or heard:
+            shield = Shield(user, relations)
+            for change in heard:  # the read may predate them: they come after it
+                shield.apply(change)
+            self._reshield(shield)
         self.add_keys([FollowersKey(user), *map(FollowersKey, followees)])
         for stream in streams:
             self.subscribe(stream)
@@ -503,17 +512,23 @@ class Session:
         return result
 
     def relation_changed(self, change: RelationChange) -> None:
-        """Take in a block or mute that concerns this session's user (made on any node)."""
+        """Take in a block or mute that concerns this session's user (made on any node).
+
+        While sign-in reads the user's relations, the changes that arrive are also kept
+        (``_heard``) and applied again on top of the read: on a shared bus the read's
+        answer and a change's message travel on different connections, so the read may
+        not include a change that arrived before it was answered.
+        """
+        if self._heard is not None:
+            self._heard.append(change)
         shield = Shield(self.user) if self.shield is NO_SHIELD else self.shield
-        before = set(shield.hidden)
         shield.apply(change)
-        self.shield = shield
-        self.node.fanout.reshield(self, before, shield.hidden)
+        self._reshield(shield)
 
     def _reshield(self, shield: Shield) -> None:
         """Replace this session's shield (and the fan-out's index of it)."""
-        self.node.fanout.reshield(self, self.shield.hidden, shield.hidden)
         self.shield = shield
+        self.node.fanout.reshield(self, shield.hidden)
 
     def hold(self) -> None:
         """Hold live events until the matching :meth:`catch_up` has replayed."""

@@ -39,6 +39,10 @@ class Shield:
     def _rebuild(self) -> None:
         self.hidden = self.blocked | self.blocked_by | self.muted.keys()
 
+    def blocks(self, other: str) -> bool:
+        """Whether a block (either way) stands between ``user`` and ``other``."""
+        return other in self.blocked or other in self.blocked_by
+
     def hides(self, author: str, now: int | None = None) -> bool:
         """Whether ``author``'s posts, events and notifications are kept from ``user``
         (at ``now``, ms; by default the current time)."""

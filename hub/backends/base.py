@@ -47,6 +47,7 @@ from hub.records import (
 __all__ = [
     "MAX_EXAMINED",
     "BackendUnavailable",
+    "BlockedWrite",
     "Bus",
     "BusGap",
     "BusHandler",
@@ -124,6 +125,11 @@ def cursor_id(cursor: str | None, default: int) -> int:
 
 class MissingRecord(LookupError):
     """A write named a user or post that does not exist (or is deleted)."""
+
+
+class BlockedWrite(PermissionError):
+    """A write between two users whom a block separates (a follow, a reply, a like),
+    refused by the store itself when the block landed after the domain's check."""
 
 
 class BackendUnavailable(ConnectionError):

@@ -75,7 +75,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from hub.backends.base import BackendUnavailable, MissingRecord
+from hub.backends.base import BackendUnavailable, BlockedWrite, MissingRecord
 from hub.background import stop_task
 from hub.names import LogName, RouteKey
 
@@ -207,8 +207,8 @@ class RedisProbe:
 
 
 def translated(method: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
-    """Turn Redis connection errors into BackendUnavailable and script errors tagged
-    ``MISSING`` into MissingRecord."""
+    """Turn Redis connection errors into BackendUnavailable, and script errors tagged
+    ``MISSING`` into MissingRecord and ``BLOCKED`` into BlockedWrite."""
 
     @functools.wraps(method)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -219,6 +219,8 @@ def translated(method: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, 
         except ResponseError as exc:
             if "MISSING" in str(exc):
                 raise MissingRecord(str(exc).split("MISSING", 1)[1].strip()) from exc
+            if "BLOCKED" in str(exc):
+                raise BlockedWrite(str(exc).split("BLOCKED", 1)[1].strip()) from exc
             raise
 
     return wrapper

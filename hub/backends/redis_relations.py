@@ -22,7 +22,7 @@ from hub.backends.redis_link import Keys, script_runner, translate_errors
 from hub.names import DevicesKey
 from hub.records import Barriers, Committed, Page, Relation, RelationKind, Relations
 
-__all__ = ["RedisRelations"]
+__all__ = ["BLOCKS_LUA", "RedisRelations"]
 
 _NO_BOUND = 2**63 - 1
 
@@ -96,6 +96,19 @@ redis.call('PUBLISH', ARGV[3], '{"t":"r","actor":"' .. ARGV[1] .. '","target":"'
            ARGV[2] .. '","kind":"mute","on":false,"to":"' .. ARGV[1] .. '"}')
 return 1
 """
+
+BLOCKS_LUA = """
+local function refuse_if_blocked(user, other)
+  if redis.call('ZSCORE', user_key(user, 'blocks'), other)
+     or redis.call('SISMEMBER', user_key(user, 'blocked_by'), other) == 1 then
+    return redis.error_reply('BLOCKED a block between ' .. user .. ' and ' .. other)
+  end
+end
+"""
+"""For the store's write scripts (after ``redis_append``'s ``user_key``):
+``refuse_if_blocked(user, other)`` is an error reply to return when a block separates
+the two users, else nil. A follow, reply or like checks it in its own script, so that a
+block committed after the domain's check still stops it."""
 
 Script = Callable[[list[str], list[Any]], Awaitable[Any]]
 

@@ -38,7 +38,7 @@ from hub.backends.redis_append import APPEND_LUA, Templates, committed_changes
 from hub.backends.redis_link import Keys, script_runner, translate_errors
 from hub.backends.redis_notes import NOTES_LUA, NotePruner, notified_template
 from hub.backends.redis_pages import PROFILE_FIELDS, RedisPages, profile_from_fields
-from hub.backends.redis_relations import RedisRelations
+from hub.backends.redis_relations import BLOCKS_LUA, RedisRelations
 from hub.names import DevicesKey, posts_log
 from hub.records import Committed, Notice, Post, Profile
 
@@ -68,6 +68,8 @@ _FOLLOW = """
 if redis.call('EXISTS', KEYS[4]) == 0 or redis.call('EXISTS', KEYS[5]) == 0 then
   return redis.error_reply('MISSING no user ' .. ARGV[3] .. ' or ' .. ARGV[4])
 end
+local blocked = refuse_if_blocked(ARGV[3], ARGV[4])
+if blocked then return blocked end
 if redis.call('ZSCORE', KEYS[6], ARGV[4]) then return {0} end
 local id = redis.call('INCR', KEYS[8])
 redis.call('ZADD', KEYS[6], id, ARGV[4])
@@ -115,6 +117,10 @@ if redis.call('EXISTS', KEYS[5]) == 0 then return redis.error_reply('MISSING no 
 local parent = ns .. '{p:' .. reply_to .. '}:post'
 if reply_to ~= '' and redis.call('HGET', parent, 'deleted') ~= '0' then
   return redis.error_reply('MISSING no post ' .. reply_to)
+end
+if reply_to ~= '' then
+  local blocked = refuse_if_blocked(author, redis.call('HGET', parent, 'author'))
+  if blocked then return blocked end
 end
 local notices = tonumber(ARGV[12])
 for n = 1, notices do
@@ -207,6 +213,10 @@ if redis.call('HGET', KEYS[4], 'deleted') ~= '0' then
   return redis.error_reply('MISSING no post')
 end
 if redis.call('EXISTS', KEYS[6]) == 0 then return redis.error_reply('MISSING no user') end
+if ARGV[4] == '1' then
+  local blocked = refuse_if_blocked(ARGV[3], redis.call('HGET', KEYS[4], 'author'))
+  if blocked then return blocked end
+end
 local changed
 if ARGV[4] == '1' then changed = redis.call('SADD', KEYS[5], ARGV[3])
 else changed = redis.call('SREM', KEYS[5], ARGV[3]) end
@@ -235,9 +245,9 @@ Script = Callable[[list[str], list[Any]], Awaitable[Any]]
 
 
 def _write_script(writer: aioredis.Redis, source: str) -> Script:
-    """A write script: the change-log library, the notification groups, the counters
-    helper, then ``source``."""
-    return script_runner(writer, APPEND_LUA + NOTES_LUA + _COUNTS + source)
+    """A write script: the change-log library, the notification groups, the block check,
+    the counters helper, then ``source``."""
+    return script_runner(writer, APPEND_LUA + NOTES_LUA + BLOCKS_LUA + _COUNTS + source)
 
 
 @translate_errors

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from hub.backends.base import BusMessage, FollowChange, MissingRecord, cursor_id
+from hub.backends.base import BlockedWrite, BusMessage, FollowChange, MissingRecord, cursor_id
 from hub.backends.sqlite_changelog import SqliteChangeLog
 from hub.backends.sqlite_rows import NO_BOUND, rows_page
 from hub.backends.sqlite_schema import transaction
@@ -43,6 +43,18 @@ class SqliteRelations:
             db.execute("UPDATE profiles SET following = following - 1 WHERE id = ?", (follower,))
             db.execute("UPDATE profiles SET followers = followers - 1 WHERE id = ?", (followee,))
         return bool(removed)
+
+    @staticmethod
+    def _refuse_if_blocked(db: sqlite3.Connection, user: str, other: str) -> None:
+        """Raise BlockedWrite, inside the open transaction ``db``, when a block separates
+        ``user`` and ``other`` (a follow, reply or like checks it in its own commit)."""
+        found = db.execute(
+            "SELECT 1 FROM blocks WHERE (blocker = ? AND blocked = ?)"
+            " OR (blocker = ? AND blocked = ?)",
+            (user, other, other, user),
+        ).fetchone()
+        if found is not None:
+            raise BlockedWrite(f"a block between {user} and {other}")
 
     async def block(self, blocker: str, target: str, now: int) -> Committed[bool]:
         """Make ``blocker`` block ``target``, ending the follows between them."""

@@ -163,6 +163,7 @@ class SqliteStore(SqliteRelations):
         """
         try:
             with transaction(self._db) as db:
+                self._refuse_if_blocked(db, follower, followee)
                 added = db.execute(
                     "INSERT OR IGNORE INTO follows (follower, followee, created_at)"
                     " VALUES (?, ?, ?)",
@@ -262,6 +263,8 @@ class SqliteStore(SqliteRelations):
         """
         try:
             with transaction(self._db) as db:
+                if reply_to is not None:
+                    self._refuse_if_blocked(db, author, self._existing_post(reply_to).author)
                 self._bump("profiles", "posts", author, 1)
                 if reply_to is not None:
                     self._bump("posts", "replies", reply_to, 1)
@@ -389,7 +392,10 @@ class SqliteStore(SqliteRelations):
         committed: tuple[Change, ...] = ()
         try:
             with transaction(self._db) as db:
-                likes = self._existing_post(post_id).likes
+                post = self._existing_post(post_id)
+                if delta > 0:
+                    self._refuse_if_blocked(db, user, post.author)
+                likes = post.likes
                 changed = db.execute(statement, (post_id, user)).rowcount == 1
                 if changed:
                     db.execute("UPDATE posts SET likes = likes + ? WHERE id = ?", (delta, post_id))

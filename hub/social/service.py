@@ -9,11 +9,12 @@ changes; the node acknowledges the client, and the live events follow from the b
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 from typing import TypeVar
 
-from hub.backends.base import CursorError, Store
+from hub.backends.base import BlockedWrite, CursorError, Store
 from hub.records import (
     Barriers,
     Committed,
@@ -54,6 +55,20 @@ items: a page may then hold fewer than ``limit`` items with ``next`` still set."
 
 DEFAULT_MAX_MENTIONS = 10
 """Most users one post may mention (``--max-mentions``): each is notified."""
+
+
+def _blocked(other: str, what: str) -> DomainError:
+    return DomainError(ErrorCode.BLOCKED, f"a block between you and {other!r} forbids {what}")
+
+
+@contextmanager
+def _refused_across_a_block(other: str, what: str) -> Iterator[None]:
+    """A block the store met in the write itself (it landed after the domain's check)
+    refuses ``what`` just the same."""
+    try:
+        yield
+    except BlockedWrite as exc:
+        raise _blocked(other, what) from exc
 
 
 class SocialService:
@@ -126,9 +141,7 @@ class SocialService:
     def _refuse_across(barriers: Barriers, other: str, what: str) -> None:
         """Refuse ``what`` (``blocked``) when a block stands between the actor and ``other``."""
         if other in barriers.blocked:
-            raise DomainError(
-                ErrorCode.BLOCKED, f"a block between you and {other!r} forbids {what}"
-            )
+            raise _blocked(other, what)
 
     # -- profiles and follows ------------------------------------------------------------
 
@@ -160,7 +173,8 @@ class SocialService:
         await self._follow_target(actor, target)
         barriers = await self._store.barriers(actor, [target], self._clock())
         self._refuse_across(barriers, target, "a follow")
-        return await self._store.follow(actor, target, self._clock())
+        with _refused_across_a_block(target, "a follow"):
+            return await self._store.follow(actor, target, self._clock())
 
     async def unfollow(self, actor: str, target: str) -> Committed[bool]:
         """Stop following ``target`` (idempotent); value: whether a follow was removed."""
@@ -257,9 +271,10 @@ class SocialService:
             if user not in notified and await self._store.get_profile(user) is not None:
                 notified.add(user)
                 notices.append(Notice(user, "mention"))
-        return await self._store.create_post(
-            actor, text, reply_to, root, tags, mentions, notices, self._clock()
-        )
+        with _refused_across_a_block("the author", "a reply"):
+            return await self._store.create_post(
+                actor, text, reply_to, root, tags, mentions, notices, self._clock()
+            )
 
     async def edit_post(self, actor: str, post_id: int, text: str) -> Committed[Post]:
         """Replace the text of the actor's post; tags and mentions are parsed again
@@ -289,7 +304,8 @@ class SocialService:
         barriers = await self._store.barriers(actor, [post.author], now)
         self._refuse_across(barriers, post.author, "a like")
         quiet = post.author == actor or post.author in barriers.muting
-        return await self._store.like(actor, post_id, None if quiet else post.author, now)
+        with _refused_across_a_block(post.author, "a like"):
+            return await self._store.like(actor, post_id, None if quiet else post.author, now)
 
     async def unlike(self, actor: str, post_id: int) -> Committed[tuple[bool, int]]:
         """Withdraw a like (idempotent); value: (changed?, likes now)."""

@@ -12,7 +12,14 @@ import dataclasses
 
 import pytest
 
-from hub.backends.base import BusMessage, CursorError, FollowChange, MissingRecord, Store
+from hub.backends.base import (
+    BlockedWrite,
+    BusMessage,
+    CursorError,
+    FollowChange,
+    MissingRecord,
+    Store,
+)
 from hub.names import DevicesKey
 from hub.records import Barriers, Relation, RelationChange, RelationKind, Relations
 from tests.backends.backend_harness import Backends
@@ -131,3 +138,24 @@ async def test_relations_with_an_unknown_user_are_refused(store: Store) -> None:
         await store.block("ann", "nobody", 1)
     with pytest.raises(MissingRecord):
         await store.mute("nobody", "ann", None, 1)
+
+
+async def test_writes_across_a_block_are_refused_by_the_store_itself(store: Store) -> None:
+    """The domain checks first; the store checks again in the write's own commit, so a
+    block that lands in between still stops a follow, a reply or a like."""
+    post = (await store.create_post("ann", "mine", None, None, (), (), (), 1)).value
+    await store.block("ann", "bob", 2)
+    with pytest.raises(BlockedWrite):
+        await store.follow("bob", "ann", 3)
+    with pytest.raises(BlockedWrite):
+        await store.follow("ann", "bob", 3)
+    with pytest.raises(BlockedWrite):
+        await store.like("bob", post.id, None, 3)
+    with pytest.raises(BlockedWrite):
+        await store.create_post("bob", "re", post.id, post.id, (), (), (), 3)
+    assert (await store.unlike("bob", post.id, 3)).value == (False, 0)  # lifting is allowed
+    assert await store.followee_ids("bob") == []
+    reloaded = await store.get_post(post.id)
+    assert reloaded is not None and (reloaded.likes, reloaded.replies) == (0, 0)
+    await store.unblock("ann", "bob")
+    assert (await store.follow("bob", "ann", 4)).value is True

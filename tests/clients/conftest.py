@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -14,7 +13,7 @@ from hub.node import Node
 from hub.tokens import issue_token
 from tests.hub.conftest import SECRET, node, settings
 
-__all__ = ["FAST", "SECRET", "Open", "expect", "node", "settings", "token", "until"]
+__all__ = ["FAST", "SECRET", "Open", "expect", "node", "settings", "token"]
 
 FAST: dict[str, Any] = {"backoff_base": 0.02, "backoff_max": 0.2, "request_timeout": 5.0}
 """SDK options for tests: quick reconnects, bounded waits."""
@@ -58,12 +57,3 @@ async def expect(events: AsyncIterator[HubEvent], kind: type[E], within: float =
             if isinstance(event, kind):
                 return event
     raise AssertionError(f"the events ended before a {kind.__name__}")
-
-
-async def until(condition: Callable[[], bool], what: str, within: float = 10.0) -> None:
-    """Poll ``condition()`` (state of the in-process hub or an SDK client, which has no
-    event for it) every 10 ms until it holds; fail naming ``what`` after ``within`` s."""
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, f"{what}: not within {within:g} s"
-        await asyncio.sleep(0.01)

@@ -10,9 +10,10 @@ import pytest
 
 from clients import BadRequest, Blocked, Conflict, FeedView, Relation, RelationChanged
 from hub.node import Node
-from tests.clients.conftest import Open, expect, token, until
+from tests.clients.conftest import Open, expect, token
 from tests.clients.test_sdk_resume import WAIT, converged
 from tests.hub.conftest import Connect, connect
+from tests.waiting import until
 
 __all__ = ["connect"]  # the raw-protocol client fixture, used below
 

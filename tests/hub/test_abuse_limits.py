@@ -13,7 +13,6 @@ import asyncio
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,20 +31,13 @@ from protocol.errors import CloseCode
 from protocol.limits import MAX_BATCH
 from tests.hub.conftest import SECRET, Connect
 from tests.hub.wsclient import WAIT, WsClient, assert_held_to_user_rate
+from tests.waiting import until
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _codes(replies: list[Reply | ErrorReply]) -> list[str]:
     return [reply.code.value if isinstance(reply, ErrorReply) else "ok" for reply in replies]
-
-
-async def _until(condition: Any, what: str) -> None:
-    """Poll ``condition()`` (the node's state) every 10 ms until true; fail after WAIT s."""
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} not within {WAIT:g} s"
-        await asyncio.sleep(0.01)
 
 
 # -- 1. bad arguments never close; undecodable frames do, and are forgiven ----------------
@@ -246,7 +238,7 @@ async def test_the_connection_cap_refuses_auth_and_closes_with_4004(
     assert len(node.local_sessions("ann")) == 3
     assert "user" in (await connect("bob")).auth_result  # others are not held back
     await held[0].close()
-    await _until(lambda: len(node.local_sessions("ann")) == 2, "ann's connection ended")
+    await until(lambda: len(node.local_sessions("ann")) == 2, "ann's connection ended", WAIT)
     again = await connect("ann")
     assert "time" in await again.call("ping")
 
@@ -289,7 +281,7 @@ async def test_the_readme_echo_bot_survives_replies_that_are_too_large(
     )
     try:
         alice = await connect("alice")
-        await _until(lambda: bool(node.local_sessions("echo")), "the bot signed in")
+        await until(lambda: bool(node.local_sessions("echo")), "the bot signed in", WAIT)
         assert (await _answered(alice, "@echo hello", bot))["kind"] == "reply"
         mallory = await connect("mallory")
         long_names = [f"{'x' * 31}{i}" for i in range(9)]  # 9 + @echo: at the mention cap

@@ -13,8 +13,11 @@ from typing import Any
 
 import pytest
 
+from hub.node import Node
+from hub.records import Relations
 from tests.hub.conftest import Connect
 from tests.hub.wsclient import RequestFailed, WsClient
+from tests.waiting import until
 
 
 async def _refused(client: WsClient, op: str, **args: Any) -> str:
@@ -179,3 +182,48 @@ def _drain(client: WsClient) -> list[Any]:
     while not client.events.empty():
         drained.append(client.events.get_nowait())
     return drained
+
+
+async def test_a_block_made_while_the_user_signs_in_is_not_lost(
+    node: Node, connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The relations read at sign-in may predate a block whose update reaches the session
+    before the read's answer (on Redis they travel on different connections): the
+    update is applied again on top of the read."""
+    mallory = await connect("mallory")
+    await connect("xavier")
+    first = await connect("alice")
+    await first.call("mute", user="xavier")  # the read finds something: a shield is built
+    await first.close()
+    read = node.store.relations
+
+    async def read_then_block(user: str, now: int) -> Relations:
+        found = await read(user, now)
+        if user == "alice":
+            await mallory.call("block", user="alice")  # heard by the signing-in session
+        return found
+
+    monkeypatch.setattr(node.store, "relations", read_then_block)
+    alice = await connect("alice")
+    assert all(session.shield.blocks("mallory") for session in node.local_sessions("alice"))
+    await alice.call("subscribe", stream="public")
+    await mallory.call("post", text="from mallory")
+    marker = await connect("carol")
+    await marker.call("post", text="marker")
+    assert await _texts_until(alice, "marker", "stream.insert") == ["marker"]
+
+
+async def test_sessions_that_end_leave_no_trace_in_the_hider_index(
+    node: Node, connect: Connect
+) -> None:
+    await connect("bob")
+    for _ in range(3):
+        alice = await connect("alice")
+        ends = int(time.time() * 1000) + 150
+        await alice.call("mute", user="bob", until=ends)
+        assert len(node.fanout.hiding("bob")) == 1
+        await asyncio.sleep((ends - time.time() * 1000) / 1000 + 0.01)  # the mute runs out
+        await alice.call("feed.public")  # the shield forgets the mute on its own
+        await alice.close()
+    await until(lambda: not node.local_sessions("alice"), "alice's sessions ended")
+    assert node.fanout.hiding("bob") == frozenset()

@@ -37,6 +37,7 @@ from protocol.errors import CloseCode
 from tests.hub.conftest import SECRET
 from tests.hub.serverproc import ServerProcess
 from tests.hub.wsclient import WsClient
+from tests.waiting import until
 
 JSON = CODECS["hubbub.v1.json"]
 
@@ -198,14 +199,6 @@ async def _cut_within(client: RawClient, within: float) -> float:
         watch.close()
 
 
-async def _until(condition: Any, within: float, what: str) -> None:
-    """Poll ``condition()`` every 10 ms until true; fail after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} not within {within:.1f} s"
-        await asyncio.sleep(0.01)
-
-
 def _only_session(node: Node, user: str) -> Session:
     (session,) = node.local_sessions(user)
     return session
@@ -315,7 +308,7 @@ async def test_a_real_never_reading_connection_is_cut_within_its_limit(node: Nod
             f"{peak[0]} bytes buffered at the peak: over the {limit}-byte limit "
             f"by more than one frame ({peak[1]} bytes)"
         )
-        await _until(lambda: not node.local_sessions("sloth"), 2.0, "session_ended")
+        await until(lambda: not node.local_sessions("sloth"), "session_ended", 2.0)
         assert node.metrics.closes.labels("4001")._value.get() == 1, "closes{code=4001} != 1"
         assert node.metrics.outbox_drops._value.get() == 1, "outbox_drops != 1"
         print(
@@ -345,7 +338,7 @@ async def test_a_polite_close_to_a_peer_that_never_reads_is_bounded(node: Node) 
         assert took <= close_timeout + 1.0, (
             f"cut after {took:.2f} s, over close_timeout {close_timeout} s + 1 s"
         )
-        await _until(lambda: not node.local_sessions("sloth"), 2.0, "session_ended")
+        await until(lambda: not node.local_sessions("sloth"), "session_ended", 2.0)
         assert node.metrics.closes.labels("4502")._value.get() == 1, "closes{code=4502} != 1"
         print(f"\npolite close with {buffered} B buffered cut after {took:.2f} s")
     finally:
@@ -364,7 +357,7 @@ async def test_a_silent_connection_with_full_buffers_is_aborted_within_an_interv
         bound = 2 * interval + 1.0
         took = await _cut_within(sloth, bound + 2.0)
         assert took <= bound, f"cut {took:.2f} s after it went silent, over {bound:.1f} s"
-        await _until(lambda: not node.local_sessions("sloth"), 2.0, "session_ended")
+        await until(lambda: not node.local_sessions("sloth"), "session_ended", 2.0)
         assert node.metrics.closes.labels("1011")._value.get() == 1, "closes{code=1011} != 1"
         print(f"\nsilent connection (interval {interval} s) cut after {took:.2f} s")
     finally:
