@@ -19,10 +19,10 @@ from collections.abc import Callable, Collection, Iterable
 from typing import Protocol
 
 from hub.names import RouteKey
-from hub.records import Change, PresenceChange
+from hub.records import Change, ChangeKind, PresenceChange
 from hub.routing import presence_route, routes_for
-from hub.shield import Shield
-from protocol import PreparedEvent
+from hub.shield import Shield, shielded
+from protocol import Event, PreparedEvent
 
 __all__ = ["LocalFanout", "Recipient"]
 
@@ -102,17 +102,34 @@ class LocalFanout:
     def deliver(self, change: Change) -> int:
         """Queue ``change``'s events on every interested local session; return deliveries."""
         delivered = 0
-        hidden = self._hidden_from(change.author)
+        notification = change.kind == ChangeKind.NOTIFICATION
+        hidden = set() if notification else self._hidden_from(change.author)
         for keys, event in routes_for(change):
             recipients = self._recipients(keys)
             if hidden and recipients:
                 recipients = recipients - hidden
             if not recipients:
                 continue
+            if notification:
+                delivered += self._deliver_shielded(change.seq, event, recipients)
+                continue
             prepared = PreparedEvent(event)
             for recipient in recipients:
                 recipient.send_event(change.seq, prepared)
             delivered += len(recipients)
+        return delivered
+
+    @staticmethod
+    def _deliver_shielded(seq: int, event: Event, recipients: set[Recipient]) -> int:
+        """Queue a notification on its recipient's sessions (a handful), each naming
+        only the actors that session's shield lets it see."""
+        prepared = PreparedEvent(event)
+        delivered = 0
+        for recipient in recipients:
+            seen = shielded(event, recipient.shield)
+            if seen is not None:
+                recipient.send_event(seq, prepared if seen is event else PreparedEvent(seen))
+                delivered += 1
         return delivered
 
     def _hidden_from(self, author: str) -> set[Recipient]:

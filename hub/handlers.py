@@ -13,7 +13,6 @@ from typing import Any
 from hub.records import Page, Post, RelationKind
 from hub.shield import NO_SHIELD, Shield
 from hub.social import DomainError, SocialService
-from hub.social.service import Hides
 from hub.wire import notification_to_wire, post_to_wire, profile_to_wire, relation_to_wire
 from protocol import ops
 from protocol.errors import ErrorCode, ProtocolError
@@ -25,11 +24,13 @@ def _page(page: Page[Any], convert: Any) -> dict[str, Any]:
     return {"items": [convert(item) for item in page.items], "next": page.next}
 
 
-def _blocks(shield: Shield) -> Hides:
-    """Whether a block (either way) stands between the shield's user and another: such
-    users' profiles, posts and presence are hidden (a mute hides posts and
-    notifications only)."""
-    return shield.blocks
+def _seen(shield: Shield, user: str) -> str:
+    """``user``, unless a block (either way) stands between them and the shield's user:
+    then the user is ``not_found`` (profiles, follow lists and posts of the other side of
+    a block are hidden; a mute hides posts and notifications only)."""
+    if shield.blocks(user):
+        raise DomainError(ErrorCode.NOT_FOUND, f"no user {user!r}")
+    return user
 
 
 class Handlers:
@@ -62,9 +63,7 @@ class Handlers:
         service = self._service
         match op:
             case ops.GetProfile(user=target):
-                if _blocks(shield)(target):
-                    raise DomainError(ErrorCode.NOT_FOUND, f"no user {target!r}")
-                return profile_to_wire(await service.get_profile(target))
+                return profile_to_wire(await service.get_profile(_seen(shield, target)))
             case ops.UpdateProfile(name=name, bio=bio):
                 profile = await service.update_profile(user, name, bio)
                 return profile_to_wire(profile)
@@ -75,10 +74,10 @@ class Handlers:
                 await service.unfollow(user, target)
                 return {"user": target, "following": False}
             case ops.Followers(user=target, before=before, limit=limit):
-                page = await service.followers(target, before, limit, _blocks(shield))
+                page = await service.followers(_seen(shield, target), before, limit, shield.blocks)
                 return _page(page, profile_to_wire)
             case ops.Following(user=target, before=before, limit=limit):
-                page = await service.following(target, before, limit, _blocks(shield))
+                page = await service.following(_seen(shield, target), before, limit, shield.blocks)
                 return _page(page, profile_to_wire)
             case ops.CreatePost(text=text, reply_to=reply_to):
                 created = await service.create_post(user, text, reply_to)
@@ -144,13 +143,13 @@ class Handlers:
         hides = shield.hides
         match op:
             case ops.GetPost(post=post_id):
-                post = await service.get_post(post_id, _blocks(shield))
+                post = await service.get_post(post_id, shield.blocks)
                 return (await self._posts(user, [post]))[0]
             case ops.FeedHome(before=before, limit=limit):
                 page = await service.home_page(user, before, limit, hides)
                 return await self._post_page(user, page)
             case ops.FeedUser(user=target, before=before, limit=limit):
-                page = await service.user_page(target, before, limit, hides)
+                page = await service.user_page(_seen(shield, target), before, limit, hides)
                 return await self._post_page(user, page)
             case ops.FeedPublic(before=before, limit=limit):
                 page = await service.public_page(before, limit, hides)
@@ -159,7 +158,7 @@ class Handlers:
                 page = await service.hashtag_page(tag, before, limit, hides)
                 return await self._post_page(user, page)
             case ops.FeedReplies(post=post_id, before=before, limit=limit):
-                page = await service.replies_page(post_id, before, limit, hides)
+                page = await service.replies_page(post_id, before, limit, hides, shield.blocks)
                 return await self._post_page(user, page)
             case ops.Notifications(before=before, limit=limit):
                 notes, unread = await service.notifications(user, before, limit, hides)
@@ -167,7 +166,7 @@ class Handlers:
             case ops.MarkRead(up_to=up_to):
                 return {"unread": await service.mark_read(user, up_to)}
             case ops.Presence(users=users):
-                blocks = _blocks(shield)
+                blocks = shield.blocks
                 online = await self._online([u for u in users if not blocks(u)])
                 return {"online": [u for u in users if u in online]}
         raise ProtocolError(ErrorCode.UNKNOWN_OP, f"operation {op.NAME} is not served here")

@@ -584,7 +584,7 @@ class Session:
             keys=self.keys,
             encode=self.codec.encode_event,
             budget=self.outbox.limit // REPLAY_SHARE,
-            hides=self.shield.hides,
+            shield=self.shield,
         )
         self._push_all(replay.messages)
         return replay.result, replay.last

@@ -48,8 +48,9 @@ from typing import Any
 
 from hub.names import RouteKey
 from hub.ratelimit import Strikes, TokenBucket
-from hub.records import Change
+from hub.records import Change, ChangeKind
 from hub.routing import replay_routes
+from hub.shield import NO_SHIELD, Shield, shielded
 from protocol import Event, EventType
 from protocol.errors import CloseCode, ErrorCode
 
@@ -162,22 +163,23 @@ def plan_replay(
     keys: set[RouteKey],
     encode: Callable[[Event], bytes],
     budget: int,
-    hides: Callable[[str], bool] = lambda author: False,
+    shield: Shield = NO_SHIELD,
 ) -> Replay:
     """The events ``keys`` should get from ``changes`` (the log after ``after``, up to
     change ``upto``), or a ``resync`` when ``changes`` is None (the log cannot answer)
     or the events take more than ``budget`` bytes. Edits and deletions restate their
-    post (``hub.routing.replay_routes``). Changes by an author ``hides`` says the session
-    does not hear from (a block or a mute) yield nothing, as live."""
+    post (``hub.routing.replay_routes``). As live, a post change by an author the
+    session's ``shield`` hides (a block or a mute) yields nothing, and a notification
+    names no hidden actor (``hub.shield.shielded``)."""
     messages: list[bytes] = []
     size, last = 0, after
     for change in changes or ():
         if upto is not None and change.seq > upto:
             break
-        if not hides(change.author):
+        if change.kind == ChangeKind.NOTIFICATION or not shield.hides(change.author):
             for route_keys, event in replay_routes(change, after, keys):
-                if not keys.isdisjoint(route_keys):
-                    messages.append(encode(event))
+                if not keys.isdisjoint(route_keys) and (seen := shielded(event, shield)):
+                    messages.append(encode(seen))
                     size += len(messages[-1])
         last = change.seq
     if changes is None or size > budget:

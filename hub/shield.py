@@ -11,10 +11,13 @@ a mute may have run out.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from hub.clock import now_ms
 from hub.records import RelationChange, RelationKind, Relations
+from protocol import Event, EventType
 
-__all__ = ["NO_SHIELD", "Shield"]
+__all__ = ["NO_SHIELD", "Shield", "shielded", "visible_group"]
 
 
 class Shield:
@@ -83,3 +86,33 @@ def _toggle(members: set[str], user: str, *, on: bool) -> None:
 NO_SHIELD = Shield("")
 """The shared shield of every session without blocks or mutes (never changed: a session
 gets its own :class:`Shield` before its first relation is applied)."""
+
+
+def visible_group(
+    actors: Sequence[str], others: int, hides: Callable[[str], bool]
+) -> tuple[tuple[str, ...], int] | None:
+    """A notification group's named ``actors`` (newest first) and ``others`` count as a
+    viewer who ``hides`` some users sees it: without them (their count taken off
+    ``others``), or None when none of the named actors is left."""
+    kept = tuple(user for user in actors if not hides(user))
+    if len(kept) == len(actors):
+        return tuple(actors), others
+    if not kept:
+        return None
+    return kept, max(0, others - (len(actors) - len(kept)))
+
+
+def shielded(event: Event, shield: Shield) -> Event | None:
+    """``event`` as the shield's user may see it: a ``notification`` event names no
+    hidden actor (None when it would name nobody); any other event is unchanged."""
+    if event.type != EventType.NOTIFICATION or not shield.hidden:
+        return event
+    note = event.data["notification"]
+    group = visible_group(note["actors"], note["others"], shield.hides)
+    if group is None:
+        return None
+    actors, others = group
+    if actors == tuple(note["actors"]):
+        return event
+    seen = {**note, "actor": actors[0], "actors": list(actors), "others": others}
+    return Event(event.type, event.cursor, {**event.data, "notification": seen})

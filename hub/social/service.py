@@ -9,6 +9,7 @@ changes; the node acknowledges the client, and the live events follow from the b
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
@@ -26,6 +27,7 @@ from hub.records import (
     Relation,
     RelationKind,
 )
+from hub.shield import visible_group
 from hub.social.errors import DomainError
 from hub.social.text import (
     check_bio,
@@ -69,6 +71,15 @@ def _refused_across_a_block(other: str, what: str) -> Iterator[None]:
         yield
     except BlockedWrite as exc:
         raise _blocked(other, what) from exc
+
+
+def _without(notification: Notification, hides: Hides) -> Notification | None:
+    """``notification`` without the actors ``hides`` hides (None when none is left)."""
+    group = visible_group(notification.actors or (notification.actor,), notification.others, hides)
+    if group is None:
+        return None
+    actors, others = group
+    return dataclasses.replace(notification, actor=actors[0], actors=actors, others=others)
 
 
 class SocialService:
@@ -383,10 +394,16 @@ class SocialService:
         return await self._posts_page(before, limit, partial(self._store.hashtag_page, tag), hides)
 
     async def replies_page(
-        self, post_id: int, before: str | None, limit: int, hides: Hides = NOBODY
+        self,
+        post_id: int,
+        before: str | None,
+        limit: int,
+        hides: Hides = NOBODY,
+        blocks: Hides = NOBODY,
     ) -> Page[Post]:
-        """Replies to a post, oldest first (not_found for a missing or deleted post)."""
-        await self._post(post_id)
+        """Replies to a post, oldest first (not_found for a missing or deleted post, or
+        one by a user ``blocks`` hides)."""
+        await self.get_post(post_id, blocks)
         read = partial(self._store.replies_page, post_id)
         return await self._posts_page(before, limit, read, hides)
 
@@ -395,13 +412,12 @@ class SocialService:
     async def notifications(
         self, actor: str, before: str | None, limit: int, hides: Hides = NOBODY
     ) -> tuple[Page[Notification], int]:
-        """The actor's notifications, newest first (without those from users ``hides``
-        hides), and their unread count."""
-        page = await self._page(
-            before, limit, lambda b, n: self._store.notifications_page(actor, b, n),
-            lambda notification: not hides(notification.actor),
-        )  # fmt: skip
-        return page, await self._store.unread_count(actor)
+        """The actor's notifications, newest first, and their unread count. Users
+        ``hides`` hides are taken out of each group; a group of no one else is left out."""
+        page = await self._page(before, limit, partial(self._store.notifications_page, actor))
+        shown = (_without(notification, hides) for notification in page.items)
+        items = tuple(notification for notification in shown if notification is not None)
+        return Page(items, page.next), await self._store.unread_count(actor)
 
     async def prune_notifications(self, max_age_ms: int, keep: int) -> int:
         """Remove the notification groups whose newest actor is older than ``max_age_ms``

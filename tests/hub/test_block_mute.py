@@ -79,11 +79,21 @@ async def test_block_ends_follows_hides_both_ways_and_refuses_interactions(
     assert await _refused(mallory, "profile.get", user="alice") == "not_found"
     assert await _refused(mallory, "post.get", post=old["id"]) == "not_found"
 
-    # Pages: the other's posts are gone from every listing.
+    # Pages: the other's posts are gone from every listing, their lists are not found.
+    await carol.call("post", text="a reply", reply_to=old["id"])
     for client, other in ((alice, "mallory"), (mallory, "alice")):
-        for op, args in (("feed.public", {}), ("feed.home", {}), ("feed.user", {"user": other})):
-            page = await client.call(op, **args)
+        for op in ("feed.public", "feed.home"):
+            page = await client.call(op)
             assert all(post["author"] != other for post in page["items"]), (op, page)
+        for op in ("feed.user", "followers", "following"):
+            assert await _refused(client, op, user=other) == "not_found", op
+    await connect("dan")
+    for client in (alice, mallory):
+        await client.call("follow", user="dan")
+    for client, own in ((alice, "alice"), (mallory, "mallory")):
+        followers = await client.call("followers", user="dan")
+        assert [profile["id"] for profile in followers["items"]] == [own]
+    assert await _refused(mallory, "feed.replies", post=old["id"]) == "not_found"
     assert (await mallory.call("presence", users=["alice"]))["online"] == []
 
     # A mention across the block notifies nobody.
@@ -227,3 +237,34 @@ async def test_sessions_that_end_leave_no_trace_in_the_hider_index(
         await alice.close()
     await until(lambda: not node.local_sessions("alice"), "alice's sessions ended")
     assert node.fanout.hiding("bob") == frozenset()
+
+
+async def test_notification_groups_never_name_a_hidden_user(connect: Connect) -> None:
+    alice = await connect("alice")
+    mallory, bob, carol = [await connect(user) for user in ("mallory", "bob", "carol")]
+    first = await alice.call("post", text="first")
+    second = await alice.call("post", text="second")
+    for liker, post in ((mallory, first), (bob, first), (bob, second), (mallory, second)):
+        await liker.call("like", post=post["id"])
+    await alice.call("block", user="mallory")
+    cursor = alice.cursor
+    await carol.call("like", post=first["id"])
+
+    def group(note: Mapping[str, Any]) -> tuple[str, list[str], int]:
+        return note["actor"], note["actors"], note["others"]
+
+    while (event := await alice.next_event("notification")).data["notification"]["actor"] != (
+        "carol"
+    ):
+        pass
+    assert group(event.data["notification"]) == ("carol", ["carol", "bob"], 1)
+    page = await alice.call("notifications")
+    groups = {note["post"]: group(note) for note in page["items"] if note["kind"] == "like"}
+    assert groups == {
+        first["id"]: ("carol", ["carol", "bob"], 1),
+        second["id"]: ("bob", ["bob"], 0),
+    }
+
+    resumed = await connect("alice", resume=cursor)
+    replayed = await resumed.next_event("notification")
+    assert group(replayed.data["notification"]) == ("carol", ["carol", "bob"], 1)
