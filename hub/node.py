@@ -384,9 +384,10 @@ class Node:
         log.debug("pruned %d notifications", removed)
 
     async def _prune_forever(self) -> None:
-        """Every ``prune_interval``: prune the change log and the notifications, and log
-        the like counters a node left pending (it died inside its coalescing window). A
-        backend outage logs one WARNING, not one traceback per attempt."""
+        """Every ``prune_interval``: prune the change log, the notifications and the mutes
+        that ran out, and log the like counters a node left pending (it died inside its
+        coalescing window). A backend outage logs one WARNING, not one traceback per
+        attempt."""
         failing = False
         while True:
             await asyncio.sleep(self.settings.prune_interval)
@@ -395,6 +396,7 @@ class Node:
                 stale = now_ms() - round(self.settings.counts_window * 1000 * STALE_COUNTS)
                 await self.service.log_pending_counts(stale, PENDING_COUNTS_BATCH)
                 await self._prune_notifications()
+                await self.service.prune_mutes()
             except BackendUnavailable as exc:
                 if not failing:
                     log.warning("pruning the change log postponed: %s", exc)

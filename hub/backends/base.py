@@ -253,11 +253,17 @@ class Store(Protocol):
 
     async def mute(self, muter: str, target: str, until: int | None, now: int) -> Committed[bool]:
         """Mute ``target`` for ``muter`` until ``until`` (ms; None: until unmuted),
-        replacing an earlier mute's end; value: True. Publishes a RelationChange."""
+        replacing an earlier mute's end (and moving it to the top of the list); value:
+        True. Publishes a RelationChange."""
         ...
 
     async def unmute(self, muter: str, target: str) -> Committed[bool]:
         """Lift a mute; value: True when there was one (publishes a RelationChange)."""
+        ...
+
+    async def prune_mutes(self, now: int) -> int:
+        """Delete the mutes that ran out at or before ``now``; return how many (the prune
+        round calls it: a mute that ran out has no effect before, see Shield)."""
         ...
 
     async def relations(self, user: str, now: int) -> Relations:

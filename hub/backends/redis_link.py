@@ -24,6 +24,7 @@ user's keys land in one slot.
 ``<ns>{u:<user>}:mutes``          zset muted user -> relation id; ``:mute_until`` hash
                                   muted user -> end in ms ('' for none)
 ``<ns>{u:<user>}:muted_by``       hash muter -> end in ms ('' for none)
+``<ns>mutes:ends``                zset "muter muted" -> end in ms (mutes with an end)
 ``<ns>{u:<user>}:rate:0|1``       hash: the user's write / follow token bucket
 ``<ns>{u:<user>}:conns``          hash node id -> the user's connections there
                                   (``redis_limits``)

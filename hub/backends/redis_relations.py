@@ -70,16 +70,16 @@ redis.call('PUBLISH', ARGV[4], message .. ARGV[2] .. '"}')
 return 1
 """
 
-# KEYS: A profile, T profile, seq:relation, A mutes, A mute_until, T muted_by.
+# KEYS: A profile, T profile, seq:relation, A mutes, A mute_until, T muted_by, mutes:ends.
 # ARGV: A, T, A channel, until ('' for none)
 _MUTE = (
     _USERS_EXIST
     + """
-if not redis.call('ZSCORE', KEYS[4], ARGV[2]) then
-  redis.call('ZADD', KEYS[4], redis.call('INCR', KEYS[3]), ARGV[2])
-end
+redis.call('ZADD', KEYS[4], redis.call('INCR', KEYS[3]), ARGV[2])
 redis.call('HSET', KEYS[5], ARGV[2], ARGV[4])
 redis.call('HSET', KEYS[6], ARGV[1], ARGV[4])
+if ARGV[4] == '' then redis.call('ZREM', KEYS[7], ARGV[1] .. ' ' .. ARGV[2])
+else redis.call('ZADD', KEYS[7], ARGV[4], ARGV[1] .. ' ' .. ARGV[2]) end
 local ends = ARGV[4] == '' and 'null' or ARGV[4]
 redis.call('PUBLISH', ARGV[3], '{"t":"r","actor":"' .. ARGV[1] .. '","target":"' ..
            ARGV[2] .. '","kind":"mute","on":true,"until":' .. ends .. ',"to":"' .. ARGV[1] .. '"}')
@@ -87,11 +87,12 @@ return 1
 """
 )
 
-# KEYS: A mutes, A mute_until, T muted_by. ARGV: A, T, A channel
+# KEYS: A mutes, A mute_until, T muted_by, mutes:ends. ARGV: A, T, A channel
 _UNMUTE = """
 if redis.call('ZREM', KEYS[1], ARGV[2]) == 0 then return 0 end
 redis.call('HDEL', KEYS[2], ARGV[2])
 redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1] .. ' ' .. ARGV[2])
 redis.call('PUBLISH', ARGV[3], '{"t":"r","actor":"' .. ARGV[1] .. '","target":"' ..
            ARGV[2] .. '","kind":"mute","on":false,"to":"' .. ARGV[1] .. '"}')
 return 1
@@ -109,6 +110,23 @@ end
 ``refuse_if_blocked(user, other)`` is an error reply to return when a block separates
 the two users, else nil. A follow, reply or like checks it in its own script, so that a
 block committed after the domain's check still stops it."""
+
+# KEYS: mutes:ends. ARGV: ns, now, most. Deletes the mutes that ran out by now.
+_PRUNE_MUTES = """
+local function key(user, what) return ARGV[1] .. '{u:' .. user .. '}:' .. what end
+local ends = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])
+for _, pair in ipairs(ends) do
+  local muter, muted = string.match(pair, '^(%S+) (%S+)$')
+  redis.call('ZREM', key(muter, 'mutes'), muted)
+  redis.call('HDEL', key(muter, 'mute_until'), muted)
+  redis.call('HDEL', key(muted, 'muted_by'), muter)
+  redis.call('ZREM', KEYS[1], pair)
+end
+return #ends
+"""
+
+_PRUNE_BATCH = 500
+"""Mutes one prune script deletes at most (the round repeats until none is left)."""
 
 Script = Callable[[list[str], list[Any]], Awaitable[Any]]
 
@@ -134,6 +152,7 @@ class RedisRelations:
         self._unblock_script = script_runner(writer, _UNBLOCK)
         self._mute_script = script_runner(writer, _MUTE)
         self._unmute_script = script_runner(writer, _UNMUTE)
+        self._prune_mutes_script = script_runner(writer, _PRUNE_MUTES)
 
     def _channel(self, user: str) -> str:
         return self._k.channel(DevicesKey(user))
@@ -163,6 +182,7 @@ class RedisRelations:
         keys = [
             k.user(muter, "profile"), k.user(target, "profile"), k.global_("seq:relation"),
             k.user(muter, "mutes"), k.user(muter, "mute_until"), k.user(target, "muted_by"),
+            k.global_("mutes:ends"),
         ]  # fmt: skip
         args = [muter, target, self._channel(muter), "" if until is None else until]
         return Committed(bool(await self._mute_script(keys, args)))
@@ -170,9 +190,22 @@ class RedisRelations:
     async def unmute(self, muter: str, target: str) -> Committed[bool]:
         """Lift a mute."""
         k = self._k
-        keys = [k.user(muter, "mutes"), k.user(muter, "mute_until"), k.user(target, "muted_by")]
+        keys = [
+            k.user(muter, "mutes"), k.user(muter, "mute_until"), k.user(target, "muted_by"),
+            k.global_("mutes:ends"),
+        ]  # fmt: skip
         args = [muter, target, self._channel(muter)]
         return Committed(bool(await self._unmute_script(keys, args)))
+
+    async def prune_mutes(self, now: int) -> int:
+        """Delete the mutes that ran out at or before ``now``; return how many."""
+        removed = 0
+        while True:
+            keys = [self._k.global_("mutes:ends")]
+            batch = int(await self._prune_mutes_script(keys, [self._k.ns, now, _PRUNE_BATCH]))
+            removed += batch
+            if batch < _PRUNE_BATCH:
+                return removed
 
     async def relations(self, user: str, now: int) -> Relations:
         """Whom ``user`` blocked, who blocked them, and their mutes in effect at ``now``."""

@@ -90,12 +90,13 @@ class SqliteRelations:
         return Committed(bool(removed))
 
     async def mute(self, muter: str, target: str, until: int | None, now: int) -> Committed[bool]:
-        """Mute ``target`` for ``muter`` until ``until`` (None: until unmuted)."""
+        """Mute ``target`` for ``muter`` until ``until`` (None: until unmuted); muting
+        again replaces the end and moves the mute to the top of the list."""
         try:
             with transaction(self._db) as db:
+                db.execute("DELETE FROM mutes WHERE muter = ? AND muted = ?", (muter, target))
                 db.execute(
-                    "INSERT INTO mutes (muter, muted, until) VALUES (?, ?, ?)"
-                    " ON CONFLICT (muter, muted) DO UPDATE SET until = excluded.until",
+                    "INSERT INTO mutes (muter, muted, until) VALUES (?, ?, ?)",
                     (muter, target, until),
                 )
         except sqlite3.IntegrityError as exc:
@@ -112,6 +113,13 @@ class SqliteRelations:
         if removed:
             self._log.announce([RelationChange(muter, target, RelationKind.MUTE, False)])
         return Committed(bool(removed))
+
+    async def prune_mutes(self, now: int) -> int:
+        """Delete the mutes that ran out at or before ``now``; return how many."""
+        with transaction(self._db) as db:
+            return db.execute(
+                "DELETE FROM mutes WHERE until IS NOT NULL AND until <= ?", (now,)
+            ).rowcount
 
     async def relations(self, user: str, now: int) -> Relations:
         """Whom ``user`` blocked, who blocked them, and their mutes in effect at ``now``."""

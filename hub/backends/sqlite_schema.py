@@ -174,9 +174,11 @@ CREATE TABLE mutes (
 );
 CREATE INDEX mutes_by_muted ON mutes(muted);
 CREATE INDEX mutes_by_muter ON mutes(muter, id);
+CREATE INDEX mutes_by_end ON mutes(until) WHERE until IS NOT NULL;
 """
 """Blocks and mutes (``hub.backends.sqlite_relations``); a mute's ``until`` is NULL when
-it lasts until lifted. Ids order the lists (newest first) and are their page cursors."""
+it lasts until lifted (``mutes_by_end`` finds those that ran out, for the prune round).
+Ids order the lists (newest first) and are their page cursors."""
 
 
 NOTIFICATION_GROUPS = """

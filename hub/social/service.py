@@ -244,6 +244,10 @@ class SocialService:
         await self._relation_target(actor, target, "unmute")
         return await self._store.unmute(actor, target)
 
+    async def prune_mutes(self) -> int:
+        """Delete the mutes that ran out; return how many."""
+        return await self._store.prune_mutes(self._clock())
+
     async def relations_page(
         self, actor: str, kind: RelationKind, before: str | None, limit: int
     ) -> Page[Relation]:

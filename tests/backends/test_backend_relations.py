@@ -159,3 +159,28 @@ async def test_writes_across_a_block_are_refused_by_the_store_itself(store: Stor
     assert reloaded is not None and (reloaded.likes, reloaded.replies) == (0, 0)
     await store.unblock("ann", "bob")
     assert (await store.follow("bob", "ann", 4)).value is True
+
+
+async def test_mutes_that_ran_out_are_pruned_and_a_new_mute_goes_to_the_top(
+    store: Store,
+) -> None:
+    await store.mute("ann", "bob", 100, 1)
+    await store.mute("ann", "cat", 300, 1)
+    await store.mute("ann", "dan", None, 1)
+    await store.mute("bob", "ann", 100, 1)
+    assert await store.prune_mutes(50) == 0
+    assert await store.prune_mutes(100) == 2  # ann's of bob, bob's of ann
+    assert (await store.relations("ann", 0)).muted == {"cat": 300, "dan": None}
+    assert (await store.barriers("ann", ["bob"], 0)).muting == frozenset()
+    assert (await store.relations_page("ann", MUTE, 0, None, 10)).items == (
+        Relation("dan"),
+        Relation("cat", 300),
+    )
+    await store.mute("ann", "cat", None, 2)  # muting again: no end, and on top
+    assert (await store.relations_page("ann", MUTE, 0, None, 10)).items == (
+        Relation("cat"),
+        Relation("dan"),
+    )
+    assert await store.prune_mutes(10**12) == 0  # cat's end was lifted with it
+    await store.unmute("ann", "dan")
+    assert (await store.relations("ann", 0)).muted == {"cat": None}
