@@ -330,6 +330,7 @@ class Node:
         sessions = self.local_sessions(change.follower)
         key: list[RouteKey] = [FollowersKey(change.followee)]
         for session in sessions:
+            session.heard(change)
             if change.following:
                 session.add_keys(key)
             else:

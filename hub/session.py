@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from hub.backends.base import BackendUnavailable, Bus, ChangeLog, Store
+from hub.backends.base import BackendUnavailable, Bus, ChangeLog, FollowChange, Store
 from hub.backends.limits import UserLimits
 from hub.clock import now_ms
 from hub.config import Settings
@@ -40,7 +40,7 @@ from hub.handlers import Handlers
 from hub.metrics import NodeMetrics
 from hub.names import DevicesKey, FollowersKey, RouteKey, Stream, StreamKey
 from hub.outbox import Flusher, Outbox, cut
-from hub.records import RelationChange, Relations
+from hub.records import RelationChange
 from hub.routing import interest_of
 from hub.session_core import (
     REPLAY_SHARE,
@@ -161,7 +161,7 @@ class Session:
         self._closing: asyncio.Task[None] | None = None
         self._auth_deadline: asyncio.Timeout | None = None
         self.shield = NO_SHIELD
-        self._heard: list[RelationChange] | None = None
+        self._heard: list[FollowChange | RelationChange] | None = None
 
     @property
     def user(self) -> str:
@@ -436,16 +436,19 @@ class Session:
         are filed, the bus settles, and the log is replayed up to the head.
         """
         await self._settled()
-        followees = await self.node.store.followee_ids(user)
         self._heard = []
         try:
+            followees = set(await self.node.store.followee_ids(user))
             relations = await self.node.store.relations(user, now_ms())
         finally:
             heard, self._heard = self._heard, None
-        if relations != Relations() or heard:
-            shield = Shield(user, relations)
-            for change in heard:  # the read may predate them: they come after it
+        shield = Shield(user, relations)
+        for change in heard:  # the reads may predate them: they come after the reads
+            if isinstance(change, FollowChange):
+                (followees.add if change.following else followees.discard)(change.followee)
+            else:
                 shield.apply(change)
+        if shield.hidden or self.shield is not NO_SHIELD:
             self._reshield(shield)
         self.add_keys([FollowersKey(user), *map(FollowersKey, followees)])
         for stream in streams:
@@ -511,16 +514,18 @@ class Session:
         self.core.replied_up_to(last)
         return result
 
-    def relation_changed(self, change: RelationChange) -> None:
-        """Take in a block or mute that concerns this session's user (made on any node).
-
-        While sign-in reads the user's relations, the changes that arrive are also kept
-        (``_heard``) and applied again on top of the read: on a shared bus the read's
-        answer and a change's message travel on different connections, so the read may
-        not include a change that arrived before it was answered.
-        """
+    def heard(self, change: FollowChange | RelationChange) -> None:
+        """Note a follow or relation update of this session's user (the node applies
+        it). While sign-in reads the user's followees and relations, the updates that
+        arrive are kept and applied again on top of the reads: on a shared bus a read's
+        answer and an update's message travel on different connections, so a read may
+        miss an update that arrived before it was answered."""
         if self._heard is not None:
             self._heard.append(change)
+
+    def relation_changed(self, change: RelationChange) -> None:
+        """Take in a block or mute that concerns this session's user (made on any node)."""
+        self.heard(change)
         shield = Shield(self.user) if self.shield is NO_SHIELD else self.shield
         shield.apply(change)
         self._reshield(shield)

@@ -268,3 +268,26 @@ async def test_notification_groups_never_name_a_hidden_user(connect: Connect) ->
     resumed = await connect("alice", resume=cursor)
     replayed = await resumed.next_event("notification")
     assert group(replayed.data["notification"]) == ("carol", ["carol", "bob"], 1)
+
+
+async def test_an_unfollow_made_while_the_user_signs_in_is_not_lost(
+    node: Node, connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same for the followees read at sign-in: an unfollow heard before the read's
+    answer is applied again on top of it."""
+    bob = await connect("bob")
+    phone = await connect("alice")
+    await phone.call("follow", user="bob")
+    read = node.store.followee_ids
+
+    async def read_then_unfollow(user: str) -> list[str]:
+        found = await read(user)
+        if user == "alice":
+            await phone.call("unfollow", user="bob")  # heard by the signing-in session
+        return found
+
+    monkeypatch.setattr(node.store, "followee_ids", read_then_unfollow)
+    alice = await connect("alice")
+    await bob.call("post", text="not for alice any more")
+    await alice.call("post", text="marker")
+    assert await _texts_until(alice, "marker") == ["marker"]
