@@ -56,6 +56,7 @@ import redis.asyncio as aioredis
 
 from hub.backends.base import BackendUnavailable
 from hub.backends.redis_link import Keys, script_runner, translated
+from hub.background import stop_task
 from hub.records import PresenceChange
 
 __all__ = ["RedisPresence"]
@@ -65,6 +66,10 @@ log = logging.getLogger(__name__)
 _SWEEP_BATCH = 500
 HAND_OFF_TIMEOUT = 2.0
 """Seconds :meth:`RedisPresence.hand_off` may take (a frozen Redis must not hold a drain)."""
+
+STOP_TIMEOUT = 5.0
+"""Seconds the heartbeat and maintainer tasks have to stop at shutdown before they are
+cancelled."""
 
 _LIVE = """
 local t = redis.call('TIME')
@@ -382,12 +387,18 @@ class RedisPresence:
                     await publish(change)
 
     async def _stop_beating(self) -> None:
+        """Ask the heartbeat and the maintainer to stop; cancel whichever has not ended
+        within :data:`STOP_TIMEOUT` (a Redis call stuck on a dead connection must not
+        hold up a shutdown)."""
         self._stop.set()
         self._wake.set()
         self._maintain_due.set()
-        for task in (self._task, self._maintainer):
-            if task is not None:
-                await task
+        tasks = [task for task in (self._task, self._maintainer) if task is not None]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
+            for task in pending:
+                log.warning("presence task %s did not stop in time; cancelled", task.get_name())
+                await stop_task(task)
 
     async def close(self) -> None:
         """Stop heartbeating and, unless handed off, remove this node's entry (its users
