@@ -226,7 +226,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("follows_per_hour", "new follows per user per hour (also the burst)", _COUNT),
     Option("max_mentions", "most users one post may @mention (more: too_large)", _COUNT),
     Option("connections_per_user", "connections one user may hold on all nodes (4004)", _COUNT),
-    Option("flood_strikes", "frames rate_limited in a row, after the first, before 4502", _COUNT),
+    Option(
+        "flood_strikes", "frames rate_limited (1 forgiven/s) before the next one is 4502", _COUNT
+    ),
     Option("garbage_strikes", "undecodable frames (not forgiven yet) before 4501", _COUNT),
     Option("garbage_forgive", "seconds after which one garbage strike is forgiven", _POSITIVE),
     Option("auth_timeout", "seconds a new connection has to authenticate", _POSITIVE),
@@ -276,7 +278,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def settings_from_args(
     args: argparse.Namespace, environ: Mapping[str, str] = os.environ
 ) -> Settings:
-    """Build :class:`Settings` from parsed flags, falling back to ``HUBBUB_*`` variables."""
+    """Build :class:`Settings` from parsed flags, falling back to ``HUBBUB_*`` variables;
+    exit with a one-line message when options contradict each other."""
     values: dict[str, Any] = {}
     for option in OPTIONS:
         value = getattr(args, option.field, None)
@@ -288,4 +291,11 @@ def settings_from_args(
         if value is not None:
             values[option.field] = value
     known = {f.name for f in fields(Settings)}
-    return Settings(**{k: v for k, v in values.items() if k in known})
+    settings = Settings(**{k: v for k, v in values.items() if k in known})
+    if settings.retention_max_seconds < settings.retention_seconds:
+        raise SystemExit(
+            f"hubbub: --retention-max-seconds ({settings.retention_max_seconds}) is below"
+            f" --retention-seconds ({settings.retention_seconds}): the hard bound must not"
+            " cut the resume window short; raise it or lower --retention-seconds"
+        )
+    return settings

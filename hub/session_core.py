@@ -12,11 +12,13 @@ The glue (:class:`hub.session.Session`) feeds it what happened and does what it 
   included, is ``unauthorized``) and the drain. A request whose arguments are invalid
   is a request too: it is ruled on the same way and, when served, answered with its
   validation error; it never counts a strike.
-- **flood strikes.** A refusal ``rate_limited`` (by a connection bucket, or by a limit
-  outside the core, :meth:`limited`) marks its frame. Each marked frame after the first
-  in a row counts a flood strike; ``flood_strikes`` of them close with 4502, and a frame
-  with no ``rate_limited`` reply forgives them all. So one frame, however big, never
-  closes the connection: flooding is *continuing* after ``rate_limited``.
+- **flood strikes.** A frame with a request refused ``rate_limited`` (by a connection
+  bucket, or by a limit outside the core, :meth:`limited`) counts one flood strike, at
+  most one per frame; one strike is forgiven every :data:`FLOOD_FORGIVE` seconds, and
+  a frame refused with ``flood_strikes`` strikes unforgiven is cut with 4502. So one
+  frame, however big, never closes the connection, a client that waits ``retry_after``
+  is never closed, and one that keeps sending refused frames is, whatever it sends in
+  between: flooding is *continuing* after ``rate_limited``.
 - **garbage strikes.** Only a frame that cannot be read as requests (undecodable, not a
   map or an array of maps, a message without a readable ``id``) goes to
   :meth:`receive_garbage`, at most once per frame; ``garbage_strikes`` unforgiven
@@ -89,6 +91,9 @@ WRITE_OPS = frozenset(
 OPEN_OPS = frozenset({"auth"})
 """Operations served before ``auth`` succeeded (SPEC section 2)."""
 
+FLOOD_FORGIVE = 1.0
+"""Seconds after which one flood strike is forgiven."""
+
 REPLAY_SHARE = 2
 """A replay may fill at most 1/REPLAY_SHARE of the outbox limit; a bigger one is answered
 with ``resync`` (the client reloads), so that a replay always ends, never in an endless
@@ -106,9 +111,10 @@ class State(Enum):
 class Limits:
     """The per-connection bounds a core enforces (from the node's settings).
 
-    ``flood_strikes``: frames refused ``rate_limited`` in a row, after the first, that
-    close with 4502; ``garbage_strikes``: unforgiven undecodable frames that close with
-    4501, one forgiven per ``garbage_forgive`` seconds."""
+    ``flood_strikes``: frames refused ``rate_limited`` (not forgiven yet, one forgiven
+    per :data:`FLOOD_FORGIVE` s) after which the next one closes with 4502;
+    ``garbage_strikes``: unforgiven undecodable frames that close with 4501, one
+    forgiven per ``garbage_forgive`` seconds."""
 
     request_rate: float
     request_burst: float
@@ -193,7 +199,7 @@ class SessionCore:
     """The state of one connection (see the module docstring)."""
 
     __slots__ = (
-        "_flood_strikes",
+        "_flood",
         "_frame_limited",
         "_garbage",
         "_held",
@@ -214,7 +220,7 @@ class SessionCore:
         self._limits = limits
         self._requests = TokenBucket(limits.request_rate, limits.request_burst, clock)
         self._writes = TokenBucket(limits.write_rate, limits.write_burst, clock)
-        self._flood_strikes = 0
+        self._flood = Strikes(limits.flood_strikes + 1, FLOOD_FORGIVE, clock)
         self._frame_limited = False
         self._garbage = Strikes(limits.garbage_strikes, limits.garbage_forgive, clock)
         self._held: list[tuple[int | None, bytes]] | None = None
@@ -233,10 +239,7 @@ class SessionCore:
     # -- requests ------------------------------------------------------------------
 
     def frame_started(self) -> None:
-        """A new frame arrived: a previous frame without ``rate_limited`` forgives the
-        flood strikes."""
-        if not self._frame_limited:
-            self._flood_strikes = 0
+        """A new frame arrived (it may count one flood strike, see :meth:`limited`)."""
         self._frame_limited = False
 
     def receive_request(self, op: str, draining: bool = False) -> Verdict:
@@ -259,12 +262,11 @@ class SessionCore:
         return SERVE
 
     def limited(self, retry_after: float, why: str) -> Refusal | Cut:
-        """Refuse a request ``rate_limited`` (``why``: which limit); a frame refused
-        after one that was refused too counts a flood strike (see the module)."""
+        """Refuse a request ``rate_limited`` (``why``: which limit); its frame counts a
+        flood strike, once (see the module)."""
         if not self._frame_limited:
             self._frame_limited = True
-            self._flood_strikes += 1
-            if self._flood_strikes > self._limits.flood_strikes:
+            if self._flood.strike():
                 return Cut(CloseCode.FLOOD, "kept flooding after rate_limited")
         return Refusal(ErrorCode.RATE_LIMITED, f"{why}; retry in {retry_after:.2f} s", retry_after)
 

@@ -52,7 +52,8 @@ DEFAULT_MAX_TTL = 30 * 86_400
 
 CLOCK_LEEWAY = 60
 """Seconds of clock difference allowed between the machine that issued a token and the
-hub, when its expiry is compared with the hub's clock plus the longest validity."""
+hub: for ``exp``, ``iat`` and ``nbf``, and when the expiry is compared with the hub's
+clock plus the longest validity."""
 
 
 class TokenError(Exception):
@@ -110,7 +111,10 @@ def issue_token(
 
 
 def verify_token(token: str, secret: str, rules: TokenRules = TokenRules()) -> str:
-    """Return the user id of a valid ``token``; raise :class:`TokenError` otherwise."""
+    """Return the user id of a valid ``token``; raise :class:`TokenError` otherwise.
+
+    ``exp``, ``iat`` and ``nbf`` are checked with :data:`CLOCK_LEEWAY` seconds of slack
+    for the difference between the issuer's clock and the hub's."""
     try:
         claims = jwt.decode(
             token,
@@ -118,6 +122,7 @@ def verify_token(token: str, secret: str, rules: TokenRules = TokenRules()) -> s
             algorithms=[ALGORITHM],
             audience=rules.audience,
             issuer=rules.issuer,
+            leeway=CLOCK_LEEWAY,
             options={"require": ["sub", "exp"]},
         )
     except jwt.ExpiredSignatureError as exc:

@@ -255,7 +255,7 @@ class RedisRelations:
         )  # fmt: skip
         more = len(rows) > limit
         rows = rows[:limit]
-        if kind is RelationKind.BLOCK:
+        if kind is RelationKind.BLOCK or not rows:
             items = [Relation(other) for other, _ in rows]
         else:
             ends = await self._r.hmget(k.user(user, "mute_until"), [other for other, _ in rows])

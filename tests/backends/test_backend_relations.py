@@ -21,7 +21,7 @@ from hub.backends.base import (
     Store,
 )
 from hub.names import DevicesKey
-from hub.records import Barriers, Relation, RelationChange, RelationKind, Relations
+from hub.records import Barriers, Page, Relation, RelationChange, RelationKind, Relations
 from tests.backends.backend_harness import Backends
 from tests.backends.test_backend_bus_presence import Collector, watching
 
@@ -184,3 +184,11 @@ async def test_mutes_that_ran_out_are_pruned_and_a_new_mute_goes_to_the_top(
     assert await store.prune_mutes(10**12) == 0  # cat's end was lifted with it
     await store.unmute("ann", "dan")
     assert (await store.relations("ann", 0)).muted == {"cat": None}
+
+
+async def test_empty_block_and_mute_lists(store: Store) -> None:
+    for kind in (BLOCK, MUTE):
+        assert await store.relations_page("ann", kind, 0, None, 10) == Page((), None)
+    await store.mute("ann", "bob", None, 1)
+    await store.unmute("ann", "bob")
+    assert await store.relations_page("ann", MUTE, 0, None, 10) == Page((), None)

@@ -74,3 +74,11 @@ def test_a_number_option_takes_a_value_or_refuses_it_cleanly(option: object, tex
         assert str(refused).startswith("expected ")
     else:
         assert value >= 0
+
+
+def test_a_hard_retention_bound_below_the_window_is_refused() -> None:
+    args = _parser().parse_args(["--retention-seconds", "900", "--retention-max-seconds", "5"])
+    with pytest.raises(SystemExit, match="below --retention-seconds"):
+        settings_from_args(args, {})
+    fine = _parser().parse_args(["--retention-seconds", "60", "--retention-max-seconds", "60"])
+    assert settings_from_args(fine, {}).retention_max_seconds == 60

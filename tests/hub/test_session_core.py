@@ -8,7 +8,16 @@ from hypothesis import strategies as st
 from hub.names import DevicesKey, FollowersKey
 from hub.ratelimit import Strikes
 from hub.records import Change, ChangeKind
-from hub.session_core import SERVE, Cut, Limits, Refusal, SessionCore, State, plan_replay
+from hub.session_core import (
+    FLOOD_FORGIVE,
+    SERVE,
+    Cut,
+    Limits,
+    Refusal,
+    SessionCore,
+    State,
+    plan_replay,
+)
 from protocol import Event
 from protocol.errors import CloseCode, ErrorCode
 
@@ -103,17 +112,28 @@ def test_one_frame_never_cuts_whatever_it_holds(strikes: int, reads: int, writes
     assert session.limited(1.0, "the user's writes") != FLOOD  # nor a refusal from outside
 
 
-def test_a_frame_without_rate_limited_forgives_the_flood_strikes() -> None:
+def test_flood_strikes_are_forgiven_over_time_not_by_a_clean_frame() -> None:
     clock = Clock()
     session = core(clock, LIMITS)
-    assert all(session.receive_request("auth") is SERVE for _ in range(3))
-    for _ in range(5):  # strikes never add up to the 3 that cut
-        for _ in range(LIMITS.flood_strikes):
+    for _ in range(5):  # strikes never add up to the cut: forgiven as fast as they come
+        session.frame_started()
+        while session.receive_request("auth") is SERVE:  # this frame ends refused
+            pass
+        for _ in range(LIMITS.flood_strikes - 1):
             session.frame_started()
             assert isinstance(session.receive_request("auth"), Refusal)
-        clock.now += 1.0  # one token back: the next frame is served
+        clock.now += LIMITS.flood_strikes * FLOOD_FORGIVE  # all forgiven, tokens back
+    # Refused frames faster than one a second add up, and the next one is cut (before,
+    # one clean frame between them forgave everything: a flood with a ping in between
+    # was never cut).
+    session.frame_started()
+    verdicts = []
+    while not verdicts or verdicts[-1] != FLOOD:
         session.frame_started()
-        assert session.receive_request("auth") is SERVE
+        verdicts.append(session.receive_request("auth"))
+        clock.now += 0.1  # under a second: not forgiven yet
+    refused = [verdict for verdict in verdicts if verdict is not SERVE]
+    assert len(refused) == LIMITS.flood_strikes + 1  # the bucket's 3 tokens went first
 
 
 def test_a_refusal_from_outside_counts_like_the_buckets_own() -> None:

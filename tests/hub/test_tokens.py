@@ -197,3 +197,16 @@ def test_hubbub_serve_refuses_a_bad_secret_in_one_line(tmp_path: Path) -> None:
     assert (
         done.returncode == 2 and "argument --secret: the token secret is too short" in done.stderr
     )
+
+
+def test_a_token_from_a_clock_a_little_ahead_is_accepted() -> None:
+    """The issuer's clock may be up to CLOCK_LEEWAY seconds ahead of the hub's (a fresh
+    token's ``iat`` or ``nbf`` in the hub's future); further ahead is refused."""
+    now = int(time.time())
+    for ahead in (1, 30):
+        token = _signed(iat=now + ahead, nbf=now + ahead, exp=now + ahead + DAY)
+        assert verify_token(token, SECRET) == "alice"
+    with pytest.raises(TokenError, match="not yet valid"):
+        verify_token(_signed(iat=now + 600, exp=now + 600 + DAY), SECRET)
+    with pytest.raises(TokenError, match="expired"):
+        verify_token(_signed(iat=now - DAY, exp=now - 120), SECRET)
