@@ -454,11 +454,12 @@ class Session:
         for stream in streams:
             self.subscribe(stream)
         await self._settled()
+        scrubs = await self.node.changelog.scrub_mark()
         head = await self.node.changelog.head()
         self.core.replied_up_to(head)
         result: dict[str, Any] = {"user": profile}
         if cursor is not None:
-            result.update((await self._replay(cursor, upto=head))[0])
+            result.update((await self._replay(cursor, upto=head, scrubs=scrubs))[0])
         result["cursor"] = str(head)
         return result
 
@@ -572,15 +573,24 @@ class Session:
         async with self._replaying:
             return (await self._replay(str(max(after, self.core.floor))))[1]
 
-    async def _replay(self, cursor: str, upto: int | None = None) -> tuple[dict[str, Any], int]:
+    async def _replay(
+        self, cursor: str, upto: int | None = None, scrubs: int | None = None
+    ) -> tuple[dict[str, Any], int]:
         """Push the events missed after ``cursor`` (up to change ``upto``); return the
-        result map and the last change covered, or push ``resync`` if that is impossible."""
+        result map and the last change covered, or push ``resync`` if that is impossible.
+
+        With ``upto``, ``scrubs`` is the log's scrub mark from before ``upto`` was read:
+        a post created before ``upto`` and edited or deleted since is gone from the log
+        below ``upto`` and restated only above it, so a scrub meanwhile means ``resync``.
+        """
         after = int(cursor) if cursor.isdigit() else -1
         head = await self.node.changelog.head()
         changes = None
         if 0 <= after <= head:
             interest = interest_of(self.user, self.keys)
             changes = await self.node.changelog.read_since(after, interest, MAX_RESUME_EVENTS)
+            if scrubs is not None and await self.node.changelog.scrub_mark() != scrubs:
+                changes = None  # a restated post may lie past upto: the client reloads
         replay = plan_replay(
             changes,
             after=after,

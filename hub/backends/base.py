@@ -374,6 +374,12 @@ class ChangeLog(Protocol):
         """The highest sequence number ever assigned (0 when nothing was appended)."""
         ...
 
+    async def scrub_mark(self) -> int:
+        """A number that changes whenever an edit or a deletion scrubs changes from the
+        log: a replay up to a head read earlier compares it, since a post created
+        before that head and scrubbed after it is restated only past the head."""
+        ...
+
     async def read_since(self, after: int, interest: Interest, limit: int) -> list[Change] | None:
         """Changes with seq > ``after`` that ``interest`` matches, in seq order.
 

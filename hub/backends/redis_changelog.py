@@ -182,6 +182,10 @@ class RedisChangeLog:
         """The highest sequence number ever assigned (0 when nothing was appended)."""
         return int(await self._r.get(self._k.global_("seq:change")) or 0)
 
+    async def scrub_mark(self) -> int:
+        """The ``seq:scrub`` counter (see :meth:`ChangeLog.scrub_mark`)."""
+        return int(await self._r.get(self._k.global_("seq:scrub")) or 0)
+
     async def read_since(self, after: int, interest: Interest, limit: int) -> list[Change] | None:
         """Changes with seq > ``after`` that ``interest`` matches, in seq order.
 

@@ -347,6 +347,10 @@ class SqliteChangeLog:
         """The highest sequence number ever assigned (0 when nothing was appended)."""
         return self._head()
 
+    async def scrub_mark(self) -> int:
+        """How many scrubs this log has seen (see :meth:`ChangeLog.scrub_mark`)."""
+        return self._scrubs
+
     def _head(self) -> int:
         row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'")
         found = row.fetchone()

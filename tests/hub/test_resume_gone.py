@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 
 from hub.config import Settings
+from hub.node import Node
 from hub.tokens import issue_token
 from protocol import Event
 from tests.hub.conftest import SECRET, Connect, make_settings
+from tests.hub.wsclient import WsClient
 from tests.redisproc import RedisServer
 
 OLD = ("zqxeditword", "zqxedittag", "zqxeditmention", "zqxgoneword", "zqxgonetag")
@@ -100,3 +102,40 @@ async def test_a_replay_restates_edited_posts_and_forgets_deleted_ones(connect: 
     assert shown(await replay(connect, "carol", middle, [])) == expected
     # a tag stream's subscriber hears of the edit that took the post out of its stream
     assert shown(await replay(connect, "dave", middle, ["tag:shared"])) == expected
+
+
+async def test_a_post_edited_between_the_head_and_the_replay_is_never_lost(
+    node: Node, connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A post created before ``auth``'s head and edited right after it is gone from the
+    log below the head and restated only above it: the replay answers ``resync`` (the
+    client reloads) rather than leave the client with an update of a post it never got."""
+    bob = await connect("bob")
+    alice = await connect("alice")
+    await alice.call("follow", user="bob")
+    cursor = alice.cursor
+    await alice.close()
+    post = await bob.call("post", text="created while alice was away")
+    head = node.changelog.head
+    edited = False
+
+    async def head_then_edit() -> int:
+        nonlocal edited
+        found = await head()
+        if not edited:
+            edited = True
+            await bob.call("edit", post=post["id"], text="edited right after the head")
+        return found
+
+    monkeypatch.setattr(node.changelog, "head", head_then_edit)
+    back = await connect("alice", resume=cursor)
+    got = [event.data for event in _drain_now(back) if event.type == "feed.insert"]
+    assert back.auth_result.get("resync") is True or [p["id"] for p in got] == [post["id"]]
+
+
+def _drain_now(client: WsClient) -> list[Event]:
+    """The events already received (a replay's come before the ``auth`` reply)."""
+    drained = []
+    while not client.events.empty():
+        drained.append(client.events.get_nowait())
+    return drained
