@@ -177,8 +177,9 @@ async def test_resumes_over_100k_changes_stay_within_the_cap(backend: Backends) 
     limit = MAX_RESUME_EVENTS
     embedded = isinstance(log, SqliteChangeLog)
     # Wall-clock guards against a whole-log scan (the examined cap below is the exact
-    # check); loose enough for a busy 2-core machine (one run took 0.22 s against 0.2).
-    bound = 0.5 if embedded else 1.5  # Redis filters up to 20,001 entries of log:posts
+    # check); loose enough for a busy 2-core machine (runs took 0.22 s against 0.2 on
+    # SQLite and 1.57 s against 1.5 on Redis).
+    bound = 0.5 if embedded else 4.0  # Redis filters up to 20,001 entries of log:posts
     cases = {  # name: (interest, after, must the answer be exact on both backends?)
         "tag": (interest("reader", ("reader",), tags=("rare",)), 0, False),
         "thread": (interest("reader", ("reader",), threads=(7,)), 0, False),
