@@ -127,6 +127,11 @@ def ws_broadcast() -> Server:
     return Server([sys.executable, "bench/peers/ws_broadcast.py"], "ws_broadcast peer")
 
 
+def null_hub() -> Server:
+    """The null hub peer: the protocol with no hub logic (the suite's ceiling)."""
+    return Server([sys.executable, "bench/peers/null_hub.py"], "null hub peer")
+
+
 def socketio(redis_url: str | None = None) -> Server:
     """A python-socketio peer node (sharing rooms over Redis when given a URL)."""
     extra = ["--redis", redis_url] if redis_url else []

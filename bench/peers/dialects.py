@@ -27,6 +27,7 @@ class PeerConnection(SimConnection):
 
     PERSISTENT_FOLLOWS: ClassVar[bool] = False
     NEEDS_TOKEN: ClassVar[bool] = False
+    COUNTS_RAW: ClassVar[bool] = False
 
     def __init__(self, user: int, name: str, recorder: Recorder, codec: str) -> None:
         super().__init__(user, name, recorder, codec)

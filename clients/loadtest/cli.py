@@ -87,6 +87,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
     conn.add_argument("--ramp", type=rate, default=0.0, help="connections/s [0: no limit]")
     conn.add_argument("--concurrency", type=count, default=200, help="handshakes at once [200]")
     conn.add_argument("--connection", default="", help=argparse.SUPPRESS)
+    check_every = parser.add_argument_group("measurement")
+    check_every.add_argument(
+        "--decode-every",
+        type=count,
+        default=100,
+        metavar="N",
+        help="decode every frame of users 0, N, 2N, ... and check each post by (author, "
+        "seq); the others count post events in the raw frames and check counts and "
+        "cursor order, so the client out-runs the hub [100; 1: decode all]",
+    )
+    check_every.add_argument(
+        "--hub-pid",
+        dest="hub_pids",
+        type=int,
+        action="append",
+        default=[],
+        metavar="PID",
+        help="a hub process on this machine whose CPU to report beside the workers' (repeatable)",
+    )
     work = parser.add_argument_group("work")
     work.add_argument("--duration", type=rate, default=10.0, help="seconds (idle/steady) [10]")
     work.add_argument("--posts", type=count, default=100, help="burst: posts [100]")
@@ -129,6 +148,7 @@ def _config(args: argparse.Namespace) -> LoadConfig:
         concurrency=max(1, args.concurrency),
         pipeline=max(1, args.pipeline),
         progress=not args.quiet,
+        hub_pids=tuple(args.hub_pids),
     )
     return LoadConfig(**values)
 

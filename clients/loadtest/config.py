@@ -41,3 +41,5 @@ class LoadConfig:
     inject_dup: int = 0
     connection: str = ""
     progress: bool = True
+    decode_every: int = 100
+    hub_pids: tuple[int, ...] = ()

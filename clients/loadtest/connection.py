@@ -1,13 +1,25 @@
 """One simulated user's WebSocket connection, speaking the protocol package directly.
 
-A :class:`SimConnection` opens a socket, authenticates, and reads every frame in a
-task: replies resolve the request that is waiting for them, post events go to the
+A :class:`SimConnection` opens a :class:`~clients.loadtest.rawws.RawWebSocket`,
+authenticates, and takes every frame the socket hands it: replies resolve the request
+that is waiting for them, post events go to the
 :class:`~clients.loadtest.recorder.Recorder`, and the cursor of each durable event is
 kept for ``resume``. Requests refused with ``rate_limited`` are retried after the
 ``retry_after`` the hub asked for. When the hub closes the socket with a code that asks
 for a reconnect, :attr:`SimConnection.on_lost` lets the worker reconnect and resume.
 Subclasses (the benchmark's baseline peers) override :meth:`handshake`, :meth:`follow`,
 :meth:`post` and :meth:`receive`.
+
+Two receive paths. A *decoded* connection decodes every frame and records each post by
+(author, seq), so the recorder knows exactly which ones were missed or repeated. A
+*counted* connection (the worker picks them: all but a sample, see ``--decode-every``)
+decodes nothing on the hot path: :meth:`SimConnection.frame_received` counts the post
+events of a JSON frame in its bytes, reads the frame's first and last cursor and the
+send times of its first and last post, and checks that the cursors went up since the
+previous frame. A frame that fails a check (a reply in it, a cursor at or below one
+already seen, a post without a load-test text) is decoded instead, event by event, so
+repeats are counted exactly. The recorder then compares each counted user's count
+with what their followees published.
 """
 
 from __future__ import annotations
@@ -21,10 +33,9 @@ from typing import Any, ClassVar
 
 import msgpack
 import orjson
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+from clients.loadtest.rawws import ConnectionClosed, RawWebSocket
 from clients.loadtest.recorder import Recorder
 from protocol import CODECS, Codec, ErrorReply, Event, Reply, Request, ops, wire
 from protocol.errors import ErrorCode, ProtocolError
@@ -41,6 +52,16 @@ UNAVAILABLE_BACKOFF = 0.25
 
 POST_EVENTS = frozenset({"feed.insert"})
 RECENT_POSTS = 32
+MAX_FRAME = 2**21
+"""Largest frame accepted from a server (the hub's own bound is 1 MiB)."""
+
+# The markers a counted connection looks for in a JSON frame. Keys come in the
+# canonical order (SPEC section 3), and a quote inside a string is escaped, so each
+# marker starts a real key: ``{"re":`` a reply, ``{"ev":"feed.insert"`` a post event.
+_REPLY = b'{"re":'
+_INSERT = b'{"ev":"feed.insert"'
+_CURSOR = b'"cursor":"'
+_LT_TEXT = b'"text":"lt:'
 
 
 class RequestError(Exception):
@@ -60,6 +81,9 @@ class SimConnection:
     NEEDS_TOKEN: ClassVar[bool] = True
     """Whether :meth:`open` needs a signed token (the baseline peers do not)."""
 
+    COUNTS_RAW: ClassVar[bool] = True
+    """Whether :attr:`counted` may be set: the frames are the hub's JSON events."""
+
     def __init__(self, user: int, name: str, recorder: Recorder, codec: str) -> None:
         self.user = user
         self.name = name
@@ -68,8 +92,11 @@ class SimConnection:
         self.cursor: str | None = None
         self.auth_cursor: str | None = None
         self.recent: deque[int] = deque(maxlen=RECENT_POSTS)
-        self._socket: ClientConnection | None = None
-        self._reader: asyncio.Task[None] | None = None
+        self.counted = False
+        """Count post events in the raw frames instead of decoding them (set by the worker)."""
+        self.high_water = -1
+        """The highest decimal cursor received so far, on any of this user's sockets."""
+        self._socket: RawWebSocket | None = None
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[Reply | ErrorReply]] = {}
         self._cut = False
@@ -89,19 +116,12 @@ class SimConnection:
     async def open(self, url: str, token: str, resume_from: str | None = None) -> None:
         """Connect and authenticate (and resume after ``resume_from``); raise on failure.
 
-        Failures raise RequestError, OSError or a ``websockets`` exception.
+        Failures raise RequestError, OSError, TimeoutError or HandshakeFailed.
         """
-        self._socket = await connect(
-            self.address(url),
-            subprotocols=self.subprotocols(),
-            compression=None,
-            max_size=2**21,
-            ping_interval=None,
-            open_timeout=REQUEST_TIMEOUT,
-            close_timeout=1,
+        self._socket = await RawWebSocket.connect(
+            self.address(url), self, self.subprotocols(), MAX_FRAME, REQUEST_TIMEOUT
         )
-        self._cut = False  # only now: the reader of a socket cut earlier may still be ending
-        self._reader = asyncio.get_running_loop().create_task(self._read(self._socket))
+        self._cut = False  # only now: a socket cut earlier may still be ending
         try:
             await self.handshake(token, resume_from)
         except Exception:
@@ -116,7 +136,7 @@ class SimConnection:
         connects itself; a hub's later auth-timeout close must not start a second retry)."""
         self._cut = True
         if self._socket is not None:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(2):
                     await self._socket.close()
 
@@ -132,29 +152,66 @@ class SimConnection:
             self.auth_cursor = self.cursor
 
     async def send(self, frame: str | bytes) -> None:
-        """Send one frame."""
+        """Send one frame (raise ConnectionClosed when the socket is closing)."""
         assert self._socket is not None, "open() first"
-        await self._socket.send(frame, text=isinstance(frame, str) or not self.codec.binary)
+        self._socket.send(frame, text=isinstance(frame, str) or not self.codec.binary)
 
-    async def _read(self, socket: ClientConnection) -> None:
+    def connection_closed(self, socket: RawWebSocket) -> None:
+        """The socket is gone: fail what waits on it, count an unexpected close, and
+        ask the worker for a reconnect unless the hub said not to come back."""
+        if socket is not self._socket:
+            return
+        self._fail_waiting()
+        if self._cut:
+            return
+        self.recorder.connections_up -= 1
+        code = socket.close_code
+        if code not in (None, 1000):
+            self.recorder.error(f"close:{code}")
+        if self.on_lost is not None and not (code is not None and 4500 <= code <= 4999):
+            self.on_lost()
+
+    def frame_received(self, data: bytes, start: int, end: int, binary: bool) -> None:
+        """One frame from the socket: counted in place when possible, else decoded."""
+        if not (self.counted and not binary and self._count_frame(data, start, end)):
+            self.receive(data[start:end])
+
+    def _count_frame(self, data: bytes, start: int, end: int) -> bool:
+        """Count the post events of a JSON frame without decoding it.
+
+        One scan of the whole frame (the count of post events); everything else is
+        found near its ends. A reply can only come while a request waits, so the scan
+        for one is skipped otherwise. Returns False, having changed nothing, when the
+        frame must be decoded instead.
+        """
+        if self._waiting and data.find(_REPLY, start, end) >= 0:
+            return False
+        first = data.find(_CURSOR, start, end)
+        if first < 0:
+            return _INSERT not in data[start:end]  # no durable event: nothing to count
+        last = data.rfind(_CURSOR, first, end)
         try:
-            async for frame in socket:
-                self.receive(frame)
-        except ConnectionClosed:
-            pass
-        finally:
-            if socket is self._socket:
-                self._fail_waiting()
-            if socket is self._socket and not self._cut:
-                self.recorder.connections_up -= 1
-                code = socket.close_code
-                if code not in (None, 1000):
-                    self.recorder.error(f"close:{code}")
-                if self.on_lost is not None and not (code is not None and 4500 <= code <= 4999):
-                    self.on_lost()
+            low = int(data[first + 10 : data.index(b'"', first + 10, end)])
+            close = data.index(b'"', last + 10, end)
+            high = int(data[last + 10 : close])
+        except ValueError:
+            return False
+        if low <= self.high_water or high < low:
+            return False
+        posts = data.count(_INSERT, start, end)
+        if posts:
+            try:
+                first_sent = _sent_ns(data, data.index(_LT_TEXT, first, end), end)
+                last_sent = _sent_ns(data, data.rindex(_LT_TEXT, first, end), end)
+            except (ValueError, IndexError):
+                return False
+            self.recorder.counted(self.user, posts, first_sent, last_sent)
+        self.high_water = high
+        self.cursor = data[last + 10 : close].decode()
+        return True
 
     def receive(self, frame: str | bytes) -> None:
-        """Handle one frame from the server.
+        """Decode and handle one frame from the server.
 
         Events, nearly every message under load, take a fast path as plain maps
         (their fields are checked by use); replies go through the protocol package.
@@ -170,12 +227,19 @@ class SimConnection:
             self.recorder.error(f"decode:{getattr(exc, 'code', 'bad_request')}")
 
     def _event(self, cursor: str | None, kind: str, data: dict[str, Any]) -> None:
+        repeat = False
         if cursor is not None:
             self.recorder.cursor_moved(self.cursor, cursor)
             self.cursor = cursor
+            if cursor.isdigit():
+                repeat = int(cursor) <= self.high_water
+                self.high_water = max(self.high_water, int(cursor))
         if kind in POST_EVENTS:
             self.recent.append(data["id"])
-            self.recorder.delivered(self.user, data["text"])
+            if self.counted:
+                self.recorder.tallied(self.user, data["text"], repeat)
+            else:
+                self.recorder.delivered(self.user, data["text"])
 
     def _reply(self, message: Reply | ErrorReply | Event) -> None:
         if isinstance(message, Event):
@@ -198,20 +262,17 @@ class SimConnection:
         if self._socket is not None:
             self._cut = True
             self.recorder.connections_up -= 1
-            self._socket.transport.abort()
+            self._socket.abort()
 
     async def close(self) -> None:
         """Close the connection politely and stop reading."""
         if self._socket is not None:
             self._cut = True
             self.recorder.connections_up -= 1
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(2):
                     await self._socket.close()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+            self._socket.abort()
 
     # -- requests -------------------------------------------------------------------
 
@@ -276,3 +337,9 @@ class SimConnection:
     async def like(self, post: int) -> None:
         """Like a post."""
         await self.call(ops.Like(post))
+
+
+def _sent_ns(data: bytes, text: int, end: int) -> int:
+    """The send time in the ``lt:<author>:<seq>:<send ns>`` text starting at ``text``."""
+    start = text + len(_LT_TEXT)
+    return int(data[start : data.index(b'"', start, end)].split(b":", 3)[2])

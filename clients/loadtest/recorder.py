@@ -6,6 +6,13 @@ ns>`` is ``time.time_ns()`` when the request was sent; publishers and receivers 
 the machine's clock). A receiver parses the text, so latency needs no id lookup, and
 keeps per (receiver, author) a byte per ``seq`` counting receipts: 0 afterwards means
 missed, more than 1 duplicated.
+
+Counted users (the connections that count post events in raw frames, see
+:mod:`clients.loadtest.connection`) keep two numbers instead: posts received once and
+posts repeated (their cursor was not above one already seen). Their check compares the
+first with what their followees published: fewer is missed, more unexpected. Their
+latency comes per frame: the first and the last post of a frame, each standing for half
+of the frame's posts.
 """
 
 from __future__ import annotations
@@ -67,6 +74,8 @@ class Recorder:
     last_receive_ns: int = 0
     published: dict[int, list[int]] = field(default_factory=dict)
     _receipts: dict[int, dict[int, bytearray]] = field(default_factory=dict)
+    _counts: dict[int, int] = field(default_factory=dict)
+    _repeats: Counter[int] = field(default_factory=Counter)
     _next_seq: Counter[int] = field(default_factory=Counter)
     _interval_deliveries: int = 0
     _interval: Counter[int] = field(default_factory=Counter)
@@ -116,6 +125,34 @@ class Recorder:
         self._interval_deliveries += 1
         self.last_receive_ns = now
 
+    def count_only(self, user: int) -> None:
+        """From now on ``user`` reports posts by :meth:`counted` and :meth:`tallied`."""
+        self._counts.setdefault(user, 0)
+
+    def counted(self, user: int, posts: int, first_sent_ns: int, last_sent_ns: int) -> None:
+        """Counted user ``user`` received ``posts`` new posts in one frame, the first
+        sent at ``first_sent_ns`` and the last at ``last_sent_ns``."""
+        now = time.time_ns()
+        self._counts[user] += posts
+        later = posts // 2
+        self._interval[quantize_us((now - first_sent_ns) // 1000)] += posts - later
+        if later:
+            self._interval[quantize_us((now - last_sent_ns) // 1000)] += later
+        self.deliveries += posts
+        self._interval_deliveries += posts
+        self.last_receive_ns = now
+
+    def tallied(self, user: int, text: str, repeat: bool) -> None:
+        """Counted user ``user`` received a decoded post with ``text`` (other texts are
+        ignored), a repeat when its cursor was not above one already seen."""
+        parsed = parse_text(text)
+        if parsed is None:
+            return
+        if repeat:
+            self._repeats[user] += 1
+        else:
+            self.counted(user, 1, parsed[2], parsed[2])
+
     def take_interval(self) -> tuple[int, LatencyHistogram]:
         """Deliveries and latencies since the last call (for progress and the timeline)."""
         interval = LatencyHistogram()
@@ -136,6 +173,9 @@ class Recorder:
         """
         result = Correctness()
         for user, authors in expectations:
+            if user in self._counts:
+                self._check_count(result, user, authors, published)
+                continue
             by_author = self._receipts.get(user, {})
             for author in authors:
                 counts = by_author.get(author, bytearray())
@@ -152,7 +192,23 @@ class Recorder:
                         result.received += 1
                         result.duplicated += count - 1
                         result.unexpected += seq not in known
+        for user, count in self._counts.items():
+            result.received += count + self._repeats[user]
+            result.duplicated += self._repeats[user]
         return result
+
+    def _check_count(
+        self,
+        result: Correctness,
+        user: int,
+        authors: Iterable[int],
+        published: dict[int, list[int]],
+    ) -> None:
+        expected = sum(len(published.get(author, ())) for author in authors)
+        count = self._counts[user]
+        result.expected += expected
+        result.missed += max(expected - count, 0)
+        result.unexpected += max(count - expected, 0)
 
     def totals(self) -> dict[str, Any]:
         """This worker's share of the final result, in a form that pickles small.

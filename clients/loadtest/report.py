@@ -17,6 +17,11 @@ The JSON result (``--json FILE``) has these fields:
 - ``correctness``: ``expected``, ``received``, ``missed``, ``duplicated``,
   ``unexpected`` (received but never acknowledged), ``resyncs``, ``cursor_regressions``
   (events whose decimal cursor was below the previous event's: out of order);
+- ``cpu``: for the ``connect`` window (first connect to last authenticated) and the
+  ``deliveries`` window (first post sent to last delivery), the cores used by the
+  load generator's workers (``clients``) and by the ``--hub-pid`` processes (``hub``),
+  null where not measured: the side near its limit (1 core for a hub process, 1 per
+  worker) was the bottleneck;
 - ``token_error``: why tokens could not be had (null when fine);
 - ``storm``: ``clients``, ``resumed``, ``seconds`` (cut to last resumed), or null;
 - ``timeline``: per second ``t``, ``deliveries``, ``p50_ms``, ``p99_ms``, ``max_ms``;
@@ -107,11 +112,13 @@ def merge_results(parts: list[dict[str, Any]], progress: Progress) -> dict[str, 
             errors[code] = errors.get(code, 0) + count
     connects = [p["connect"] for p in parts]
     up, target = sum(c["up"] for c in connects), sum(c["target"] for c in connects)
-    connect_seconds = max(c["ended"] for c in connects) - min(c["began"] for c in connects)
     deliveries = sum(p["deliveries"] for p in parts)
     sends = [p["first_send_ns"] for p in parts if p["first_send_ns"]]
     last = max(p["last_receive_ns"] for p in parts)
     window = (last - min(sends)) / 1e9 if sends and last else 0.0
+    connect_began = min(c["began"] for c in connects)
+    connect_ended = max(c["ended"] for c in connects)
+    connect_seconds = connect_ended - connect_began
     storms = [p["storm"] for p in parts if "storm" in p]
     token_errors = [p["token_error"] for p in parts if "token_error" in p]
     return {
@@ -122,11 +129,13 @@ def merge_results(parts: list[dict[str, Any]], progress: Progress) -> dict[str, 
             "failed": target - up,
             "seconds": round(connect_seconds, 3),
             "per_second": round(up / connect_seconds, 1) if connect_seconds > 0 else 0.0,
+            "window": [connect_began, connect_ended],
         },
         "deliveries": {
             "total": deliveries,
             "seconds": round(window, 3),
             "per_second": round(deliveries / window, 1) if window > 0 else 0.0,
+            "window": [min(sends) / 1e9, last / 1e9] if window > 0 else None,
         },
         "latency_ms": histogram.summary_ms(),
         "posts": {"published": sum(p["published"] for p in parts)},
@@ -173,6 +182,15 @@ def format_report(result: dict[str, Any]) -> str:
         + (", ".join(f"{code} {n:,}" for code, n in result["errors"].items()) or "none"),
         f"reconnects   {result['reconnects']:,} (closed by the hub, resumed)",
     ]
+    cpu = result.get("cpu")
+    if cpu:
+        lines.append(
+            "cpu cores    "
+            + "; ".join(
+                f"{window}: clients {_cores(shares['clients'])}, hub {_cores(shares['hub'])}"
+                for window, shares in cpu.items()
+            )
+        )
     if result["token_error"]:
         lines.append(f"tokens       {result['token_error']}")
     if result["storm"] is not None:
@@ -182,3 +200,7 @@ def format_report(result: dict[str, Any]) -> str:
             f" all within {storm['seconds']:.2f} s of the cut"
         )
     return "\n".join(lines)
+
+
+def _cores(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"

@@ -1,6 +1,8 @@
 """One worker process: its slice of the users, the scenario's phases, its counts.
 
-Users ``i`` with ``i % workers == index`` belong to worker ``index``. Workers move
+Users ``i`` with ``i % workers == index`` belong to worker ``index``; all but a sample
+of them count post events in raw frames (``--decode-every``, see
+:mod:`clients.loadtest.connection`). Workers move
 through the phases together (a barrier between each): connect, follow (when the
 graph is new), act (the scenario), settle (wait until deliveries stop), inject
 (the self-check losses and duplicates), then report what they published, get back
@@ -26,6 +28,7 @@ from clients.loadtest.graph import SocialGraph
 from clients.loadtest.pacing import ramped, settle
 from clients.loadtest.recorder import Recorder
 from clients.loadtest.tokens import TokenError, TokenSource
+from protocol import CODECS
 
 __all__ = ["Channel", "Worker", "raise_open_files_limit"]
 
@@ -92,9 +95,28 @@ class Worker:
         self._background: list[asyncio.Task[None]] = []
         self._reconnecting: set[asyncio.Task[None]] = set()
         self._connecting: set[int] = set()
+        for user, connection in self.connections.items():
+            if self._counts_raw(user):
+                connection.counted = True
+                self.recorder.count_only(user)
         if self.factory.PERSISTENT_FOLLOWS:  # peers would have to re-join: not resumable
             for user, connection in self.connections.items():
                 connection.on_lost = functools.partial(self._lost, user)
+
+    def _counts_raw(self, user: int) -> bool:
+        """Whether ``user`` counts post events in raw frames instead of decoding them.
+
+        Not the decoded sample (every ``--decode-every``-th user), not a codec other than
+        JSON, not when follows change during the run (counts could not be checked), and
+        not a poster that replies or likes (it needs the ids of the posts it receives).
+        """
+        config = self.config
+        if not self.factory.COUNTS_RAW or CODECS[config.codec].binary or config.follow_rate:
+            return False
+        if config.decode_every <= 1 or user % config.decode_every == 0:
+            return False
+        acts_on_posts = config.reply_rate > 0 or config.like_rate > 0
+        return not (acts_on_posts and (not config.posters or user < config.posters))
 
     async def _phase(self) -> None:
         await asyncio.to_thread(self.channel.barrier)

@@ -21,6 +21,7 @@ from multiprocessing.context import SpawnProcess
 from typing import Any
 
 from clients.loadtest.config import LoadConfig
+from clients.loadtest.cpu import CpuSampler
 from clients.loadtest.graph import SocialGraph
 from clients.loadtest.report import Progress, merge_results
 from clients.loadtest.worker import Worker
@@ -81,6 +82,22 @@ def _worker_main(
         raise SystemExit(1) from None
 
 
+def cpu_shares(sampler: CpuSampler, result: dict[str, Any], hub: bool) -> dict[str, Any]:
+    """Cores the workers and the hub processes used while connecting and while
+    delivering (first post sent to last delivery)."""
+    windows = {
+        "connect": result["connections"]["window"],
+        "deliveries": result["deliveries"]["window"],
+    }
+    return {
+        name: {
+            "clients": sampler.cores("clients", *window) if window else None,
+            "hub": sampler.cores("hub", *window) if window and hub else None,
+        }
+        for name, window in windows.items()
+    }
+
+
 def run_loadtest(
     config: LoadConfig,
     graph: SocialGraph,
@@ -107,6 +124,10 @@ def run_loadtest(
     ]
     for process in processes:
         process.start()
+    sampler = CpuSampler(
+        {"clients": [p.pid for p in processes if p.pid], "hub": list(config.hub_pids)}
+    )
+    sampler.start()
     progress = Progress(len(graph.followees), config.workers, show)
     published: dict[int, dict[int, list[int]]] = {}
     results: dict[int, dict[str, Any]] = {}
@@ -132,6 +153,7 @@ def run_loadtest(
             else:
                 raise LoadTestError(f"worker {index} failed:\n{payload}")
     finally:
+        sampler.stop()
         barrier.abort()
         for process in processes:
             if len(results) < config.workers:
@@ -141,6 +163,7 @@ def run_loadtest(
                 process.kill()
     progress.finish()
     result = merge_results(list(results.values()), progress)
+    result["cpu"] = cpu_shares(sampler, result, bool(config.hub_pids))
     result.update(
         scenario=config.scenario,
         url=" ".join(config.urls),

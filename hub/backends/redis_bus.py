@@ -244,7 +244,7 @@ class RedisBus:
                 self._unconfirmed = OrderedDict(self._wanted)  # in watch order already
                 self._touched = set(self._wanted)
                 with contextlib.suppress(*UNAVAILABLE_ERRORS):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
                 await client.aclose()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, _BACKOFF_MAX)
