@@ -176,8 +176,15 @@ class Session:
     # -- outgoing -----------------------------------------------------------------
 
     def send_event(self, seq: int | None, event: PreparedEvent) -> None:
-        """Queue a live event, or hold it while a replay runs (see the core)."""
-        data = self.core.receive_live(seq, event.bytes_for(self.codec))
+        """Queue a live event, or hold it while a replay runs (see the core).
+
+        The fan-out calls this once per recipient of every change: the common case
+        (no hold, a new event) pushes without asking the core."""
+        core = self.core
+        if core.passing and (seq is None or seq > core.floor):
+            self.outbox.push(event.bytes_for(self.codec))
+            return
+        data = core.receive_live(seq, event.bytes_for(self.codec))
         if data is not None:
             self.outbox.push(data)
         elif self.core.overflowed and not self.outbox.closed:

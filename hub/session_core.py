@@ -212,6 +212,7 @@ class SessionCore:
         "floor",
         "keys",
         "overflowed",
+        "passing",
         "state",
         "user",
     )
@@ -235,6 +236,9 @@ class SessionCore:
         it are dropped)."""
         self.overflowed = False
         """Whether held events passed the outbox limit (the glue cuts with 4001)."""
+        self.passing = True
+        """No hold is active: a live event above :attr:`floor` is pushed as it is (the
+        glue's fast path tests this instead of calling :meth:`receive_live`)."""
 
     # -- requests ------------------------------------------------------------------
 
@@ -316,6 +320,7 @@ class SessionCore:
         self._holders += 1
         if self._held is None:
             self._held = []
+            self.passing = False
 
     def release(self, floor: int) -> list[bytes]:
         """End one hold; a replay covered the log up to ``floor``. Returns the held events
@@ -325,6 +330,7 @@ class SessionCore:
         if self._holders > 0:
             return []
         held, self._held, self._held_bytes = self._held or [], None, 0
+        self.passing = True
         return [data for seq, data in held if seq is None or seq > self.floor]
 
     def hold_until_replied(self) -> None:

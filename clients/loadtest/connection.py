@@ -17,8 +17,10 @@ decodes nothing on the hot path: :meth:`SimConnection.frame_received` counts the
 events of a JSON frame in its bytes, reads the frame's first and last cursor and the
 send times of its first and last post, and checks that the cursors went up since the
 previous frame. A frame that fails a check (a reply in it, a cursor at or below one
-already seen, a post without a load-test text) is decoded instead, event by event, so
-repeats are counted exactly. The recorder then compares each counted user's count
+already seen, a first or last post without a load-test text) is decoded instead, event
+by event, so repeats are counted exactly. Only the first and last post are looked at:
+another client's post between two load-test posts is counted too, and shows as
+``unexpected`` (the decoded sample skips it). The recorder then compares each counted user's count
 with what their followees published.
 """
 

@@ -27,6 +27,7 @@ from typing import Protocol
 
 from websockets.client import ClientProtocol
 from websockets.frames import Close, Frame, Opcode
+from websockets.protocol import State
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
@@ -165,8 +166,10 @@ class RawWebSocket(asyncio.Protocol):
         assert client is not None
         client.receive_data(head)
         client.events_received()
-        if client.handshake_exc is not None:
-            self._fail_handshake(HandshakeFailed(str(client.handshake_exc)))
+        if client.handshake_exc is not None or client.state is not State.OPEN:
+            # a refusal with a body leaves the parser waiting for it: the status says no
+            reason = client.handshake_exc or head.split(b"\r\n", 1)[0].decode(errors="replace")
+            self._fail_handshake(HandshakeFailed(f"the upgrade was refused: {reason}"))
             return b""
         self.subprotocol = client.subprotocol
         self._handshake = None
@@ -200,7 +203,7 @@ class RawWebSocket(asyncio.Protocol):
             if end > size:
                 self._need = end - position
                 break
-            if first in (_FIN_TEXT, _FIN_BINARY):
+            if first in (_FIN_TEXT, _FIN_BINARY) and not self._fragments:
                 sink.frame_received(data, head, end, first == _FIN_BINARY)
             else:
                 self._other_frame(first, data[head:end])
@@ -212,6 +215,8 @@ class RawWebSocket(asyncio.Protocol):
         opcode, fin = first & 0x0F, bool(first & 0x80)
         if first & 0x70:
             self._fail(1002, "reserved bits set")
+        elif opcode >= Opcode.CLOSE and (not fin or len(payload) > 125):
+            self._fail(1002, "bad control frame")
         elif opcode == Opcode.PING:
             self._send_frame(Frame(Opcode.PONG, payload))
         elif opcode == Opcode.PONG:
@@ -235,12 +240,13 @@ class RawWebSocket(asyncio.Protocol):
         try:
             close = Close.parse(payload)
         except Exception:  # a malformed close frame still ends the connection
-            self.close_code = 1002
+            self.close_code, answer = 1002, Close(1002, "bad close frame").serialize()
         else:
             self.close_code = close.code if payload else NO_STATUS
+            answer = Close(close.code, "").serialize() if payload else b""
         if not self._closing:
             self._closing = True
-            self._send_frame(Frame(Opcode.CLOSE, payload[:2]))
+            self._send_frame(Frame(Opcode.CLOSE, answer))
         if self.transport is not None:
             self.transport.close()
 
