@@ -146,8 +146,8 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def redis_server() -> Iterator[str]:
-    """A private redis-server on a free port; yields its URL."""
+def redis_server() -> Iterator[tuple[str, int]]:
+    """A private redis-server on a free port; yields its URL and process id."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise ServerFailed("redis-server is not installed (apt-get install redis-server)")
@@ -166,7 +166,7 @@ def redis_server() -> Iterator[str]:
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise ServerFailed("redis-server did not start")
                 time.sleep(0.05)
-            yield f"redis://127.0.0.1:{port}/0"
+            yield f"redis://127.0.0.1:{port}/0", process.pid
         finally:
             process.terminate()
             process.wait(timeout=10)

@@ -91,12 +91,18 @@ def say(text: str) -> None:
 
 
 def loadtest(
-    started: list[Server], *args: str, connection: str = "", workers: int = WORKERS
+    started: list[Server],
+    *args: str,
+    connection: str = "",
+    workers: int = WORKERS,
+    also: tuple[int, ...] = (),
 ) -> Any:
     """Run ``hubbub loadtest`` against ``started`` (live progress on stderr), measuring
-    their CPU beside the workers'; return its JSON result."""
+    their CPU (and that of the processes ``also``) beside the workers'; return its JSON
+    result."""
     urls = [server.url for server in started]
-    pids = [arg for server in started for arg in ("--hub-pid", str(server.pid))]
+    watched = [*(server.pid for server in started), *also]
+    pids = [arg for pid in watched for arg in ("--hub-pid", str(pid))]
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         command = [sys.executable, "-m", "hub.cli", "loadtest", *urls, "--secret", SECRET]
         command += ["--workers", str(workers), "--json", out.name, *pids, *args]
@@ -350,19 +356,19 @@ def b4_args(scale: Scale, graph: Path) -> list[str]:
 def b4(scale: Scale, work: Path) -> list[Row]:
     """Two nodes sharing Redis: latency at a fixed delivery rate."""
     results: dict[str, Any] = {}
-    with redis_server() as redis_url:
+    with redis_server() as (redis_url, redis_pid):
         say(f"B4 python-socketio: two nodes + Redis manager, {scale.b4_deliveries:,}/s")
         with servers() as started:
             started += [socketio(redis_url), socketio(redis_url)]
-            results["sio"] = loadtest(
-                started, *b4_args(scale, work / "b4-sio.json"), connection=SIO
-            )
+            args = b4_args(scale, work / "b4-sio.json")
+            results["sio"] = loadtest(started, *args, connection=SIO, also=(redis_pid,))
         say(f"B4 hubbub: two nodes with --redis, {scale.b4_deliveries:,}/s")
         try:
             with servers() as started:
                 started.append(hub(work / "b4a", "--redis", redis_url))
                 started.append(hub(work / "b4b", "--redis", redis_url))
-                results["hubbub"] = loadtest(started, *b4_args(scale, work / "b4-hub.json"))
+                args = b4_args(scale, work / "b4-hub.json")
+                results["hubbub"] = loadtest(started, *args, also=(redis_pid,))
         except (ServerFailed, RuntimeError) as exc:
             say(f"B4 hubbub skipped: {str(exc).splitlines()[0]}")
             results["hubbub"] = None
@@ -379,7 +385,7 @@ def b4(scale: Scale, work: Path) -> list[Row]:
     lat = ours["latency_ms"]
     rate = ours["deliveries"]["per_second"]
     missed = ours["correctness"]["missed"]
-    cpu = Cpu.of(ours, servers=2)
+    cpu = Cpu.of(ours, servers=3)  # two nodes and redis-server
     met = lat["p99"] < P99_BOUND_MS and rate >= 0.95 * scale.b4_deliveries and not missed
     return [
         Row("B4", "deliveries/s, two nodes + Redis", rate, None,
