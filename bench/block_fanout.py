@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hub import changes
-from hub.fanout import LocalFanout
+from hub.fanout import EventBatch, LocalFanout
 from hub.names import FollowersKey
 from hub.records import Post, Relations
 from hub.shield import NO_SHIELD, Shield
@@ -54,6 +54,10 @@ class Recipient:
     def send_event(self, seq: int | None, event: PreparedEvent) -> None:
         """Queue the event's bytes, as the outbox does."""
         self.outbox.append(event.bytes_for(JSON))
+
+    def send_batch(self, batch: EventBatch) -> None:
+        """Queue a run's bytes, as the outbox does."""
+        self.outbox.extend(batch.bytes_for(JSON)[0])
 
 
 def shield_of(user: str, blocks: int, hides_author: bool, rng: random.Random) -> Shield:

@@ -7,6 +7,10 @@ recipient's outbox, except those whose shield hides the change's author (a block
 mute, ``hub.shield``): the index keeps, per author, the local sessions that hide them, so
 a change whose author nobody here hides is delivered with no per-recipient test.
 Nothing here awaits: a delivery costs a set lookup and a list append per recipient.
+:meth:`LocalFanout.deliver_all` takes the changes of one loop tick: a *run* of changes
+by one author to the same route keys (a burst of posts) whose events reach the
+sessions of only one of those routes is pushed as one batch per recipient, so a burst
+costs one push per recipient per tick, not per post.
 
 The index also reference-counts route keys for a shared bus: the first local session
 under a key calls ``watch(key)``, the last one to leave calls ``unwatch(key)``, so a node
@@ -15,16 +19,38 @@ subscribes only to what its connected users need.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Protocol
 
 from hub.names import RouteKey
 from hub.records import Change, ChangeKind, PresenceChange
-from hub.routing import presence_route, routes_for
+from hub.routing import Route, presence_route, routes_for
 from hub.shield import Shield, shielded
-from protocol import Event, PreparedEvent
+from protocol import Codec, Event, PreparedEvent
 
-__all__ = ["LocalFanout", "Recipient"]
+__all__ = ["EventBatch", "LocalFanout", "Recipient"]
+
+
+class EventBatch:
+    """Consecutive events for the same recipients: their sequences, and their bytes
+    per codec, encoded once and joined in one list for every recipient."""
+
+    __slots__ = ("_encoded", "events", "seqs")
+
+    def __init__(self, seqs: list[int], events: list[PreparedEvent]) -> None:
+        self.seqs = seqs
+        """The change sequences, increasing."""
+        self.events = events
+        """The events, in the same order."""
+        self._encoded: dict[Codec, tuple[list[bytes], int]] = {}
+
+    def bytes_for(self, codec: Codec) -> tuple[list[bytes], int]:
+        """The events encoded by ``codec`` and their total size (cached)."""
+        found = self._encoded.get(codec)
+        if found is None:
+            messages = [event.bytes_for(codec) for event in self.events]
+            found = self._encoded[codec] = (messages, sum(map(len, messages)))
+        return found
 
 
 class Recipient(Protocol):
@@ -40,6 +66,9 @@ class Recipient(Protocol):
 
     def send_event(self, seq: int | None, event: PreparedEvent) -> None:
         """Queue a live event (``seq`` is its change's sequence, None when ephemeral)."""
+
+    def send_batch(self, batch: EventBatch) -> None:
+        """Queue consecutive live events, as :meth:`send_event` would one by one."""
 
 
 class LocalFanout:
@@ -99,12 +128,54 @@ class LocalFanout:
         """The local sessions filed as hiding ``author``."""
         return frozenset(self._hiders.get(author, ()))
 
+    def deliver_all(self, changes: Sequence[tuple[Change, list[Route]]]) -> int:
+        """Queue the events of ``changes`` (each with its ``routes_for``, in order) on
+        every interested local session, runs of one author's changes as batches; return
+        deliveries."""
+        delivered = 0
+        run: list[tuple[Change, list[Route]]] = []
+        for change, routes in changes:
+            if run and not _same_run(run[0], change, routes):
+                delivered += self._deliver_run(run)
+                run = []
+            run.append((change, routes))
+        if run:
+            delivered += self._deliver_run(run)
+        return delivered
+
+    def _deliver_run(self, run: list[tuple[Change, list[Route]]]) -> int:
+        """One author's changes to the same keys: one batch per recipient when only one
+        of their routes reaches anyone here, else change by change."""
+        first, routes = run[0]
+        if len(run) > 1:
+            hidden = self._hidden_from(first.author)
+            reached = []
+            for position, (keys, _) in enumerate(routes):
+                recipients = self._recipients(keys)
+                if hidden and recipients:
+                    recipients = recipients - hidden
+                if recipients:
+                    reached.append((position, recipients))
+            if len(reached) == 1:
+                position, recipients = reached[0]
+                batch = EventBatch(
+                    [change.seq for change, _ in run],
+                    [PreparedEvent(change_routes[position][1]) for _, change_routes in run],
+                )
+                for recipient in recipients:
+                    recipient.send_batch(batch)
+                return len(recipients) * len(run)
+        return sum(self._deliver_routes(change, routes) for change, routes in run)
+
     def deliver(self, change: Change) -> int:
         """Queue ``change``'s events on every interested local session; return deliveries."""
+        return self._deliver_routes(change, routes_for(change))
+
+    def _deliver_routes(self, change: Change, routes: list[Route]) -> int:
         delivered = 0
         notification = change.kind == ChangeKind.NOTIFICATION
         hidden = set() if notification else self._hidden_from(change.author)
-        for keys, event in routes_for(change):
+        for keys, event in routes:
             recipients = self._recipients(keys)
             if hidden and recipients:
                 recipients = recipients - hidden
@@ -173,3 +244,15 @@ class LocalFanout:
             if members:
                 found |= members
         return found
+
+
+def _same_run(first: tuple[Change, list[Route]], change: Change, routes: list[Route]) -> bool:
+    """Whether ``change`` continues the run that began with ``first``: not a
+    notification, the same author, the same route keys."""
+    head, head_routes = first
+    return (
+        ChangeKind.NOTIFICATION not in (change.kind, head.kind)
+        and change.author == head.author
+        and len(routes) == len(head_routes)
+        and all(keys == other for (keys, _), (other, _) in zip(routes, head_routes, strict=True))
+    )

@@ -36,6 +36,7 @@ from websockets.typing import Subprotocol
 from hub.backends.base import BackendUnavailable, BusGap, BusMessage, FollowChange
 from hub.backends.bundle import Backends, open_embedded, open_redis
 from hub.backends.limits import UserQuotas
+from hub.backends.memory import MemoryBus
 from hub.background import Background, stop_task
 from hub.clock import now_ms
 from hub.config import Settings
@@ -48,8 +49,8 @@ from hub.metrics import NodeMetrics
 from hub.names import FollowersKey, RouteKey
 from hub.outbox import Flusher, cut
 from hub.presence import PresenceAnnouncer
-from hub.records import PresenceChange, RelationChange, RelationKind
-from hub.routing import route_keys
+from hub.records import Change, PresenceChange, RelationChange, RelationKind
+from hub.routing import Route, route_keys, routes_for
 from hub.session import Session
 from hub.social import SocialService
 from hub.tokens import TokenRules, Tokens, resolve_secret
@@ -126,6 +127,11 @@ class Node:
         self.metrics = NodeMetrics()
         self.service = SocialService(self.store, now_ms, max_mentions=settings.max_mentions)
         self.fanout = LocalFanout(self.bus.watch, self.bus.unwatch)
+        self._coalesce = isinstance(self.bus, MemoryBus)
+        """Changes wait for the end of the loop tick and go out in runs. Only on the
+        embedded bus, which hands them over in sequence order within this process; a
+        shared bus's listener delivers what it hears as it hears it."""
+        self._pending: list[tuple[Change, list[Route]]] = []
         self.flusher = Flusher(asyncio.get_running_loop(), self.metrics.frames_out.inc)
         self.presence = PresenceAnnouncer(
             backends.presence, self.bus.publish, settings.presence_grace
@@ -307,6 +313,12 @@ class Node:
     # -- the live path ------------------------------------------------------------
 
     def _on_bus(self, message: BusMessage) -> None:
+        if self._coalesce and isinstance(message, Change):
+            if not self._pending:
+                asyncio.get_running_loop().call_soon(self.deliver_changes)
+            self._pending.append((message, routes_for(message)))
+            return
+        self.deliver_changes()  # whatever else comes keeps its place after them
         if isinstance(message, FollowChange):
             self._refollow(message)
             return
@@ -322,6 +334,15 @@ class Node:
             delivered = self.fanout.deliver(message)
         self.metrics.deliveries.inc(delivered)
         self.metrics.messages_out.inc(delivered)
+
+    def deliver_changes(self) -> None:
+        """Fan out the changes committed since the last call (a loop tick's worth), runs
+        of one author's changes as one batch per recipient (``LocalFanout.deliver_all``)."""
+        pending, self._pending = self._pending, []
+        if pending:
+            delivered = self.fanout.deliver_all(pending)
+            self.metrics.deliveries.inc(delivered)
+            self.metrics.messages_out.inc(delivered)
 
     def _refollow(self, change: FollowChange) -> None:
         """A follow or unfollow (made on any node): file (or unfile) this node's sessions
@@ -440,6 +461,7 @@ class Node:
                 {"kind": "draining", "message": "node shutting down; reconnect and resume"},
             )
         )
+        self.deliver_changes()
         for session in self.all_sessions():
             session.send_now(notice)
         self.flusher.flush()

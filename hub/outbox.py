@@ -141,6 +141,18 @@ class Outbox:
         if self._pending_bytes > self.limit:
             self.overflow()
 
+    def push_all(self, messages: list[bytes], size: int) -> None:
+        """Queue encoded messages of ``size`` bytes in all, as :meth:`push` would one by
+        one (the list is shared with other outboxes: it is copied, never kept)."""
+        if self.closed:
+            return
+        if not self._pending:
+            self._flusher.mark(self)
+        self._pending.extend(messages)
+        self._pending_bytes += size
+        if self._pending_bytes > self.limit:
+            self.overflow()
+
     def overflow(self) -> None:
         """Cut this connection as too slow: drop what is pending and call ``on_overflow``."""
         self.close()

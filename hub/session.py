@@ -35,7 +35,7 @@ from hub.backends.base import BackendUnavailable, Bus, ChangeLog, FollowChange, 
 from hub.backends.limits import UserLimits
 from hub.clock import now_ms
 from hub.config import Settings
-from hub.fanout import LocalFanout
+from hub.fanout import EventBatch, LocalFanout
 from hub.handlers import Handlers
 from hub.metrics import NodeMetrics
 from hub.names import DevicesKey, FollowersKey, RouteKey, Stream, StreamKey
@@ -189,6 +189,17 @@ class Session:
             self.outbox.push(data)
         elif self.core.overflowed and not self.outbox.closed:
             self.outbox.overflow()
+
+    def send_batch(self, batch: EventBatch) -> None:
+        """Queue consecutive live events of one run (see ``LocalFanout.deliver_all``):
+        one push for all of them in the common case, else one by one."""
+        core = self.core
+        if core.passing and batch.seqs[0] > core.floor:
+            messages, size = batch.bytes_for(self.codec)
+            self.outbox.push_all(messages, size)
+            return
+        for seq, event in zip(batch.seqs, batch.events, strict=True):
+            self.send_event(seq, event)
 
     def send_now(self, event: PreparedEvent) -> None:
         """Queue an ephemeral event ahead of any hold (the node's draining notice)."""

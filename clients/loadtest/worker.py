@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import importlib
 import multiprocessing
 import os
@@ -130,6 +131,7 @@ class Worker:
             await self._phase()
             if self.make_follows or not self.factory.PERSISTENT_FOLLOWS:
                 await ramped(self.up, self._follow, 0, self.config.concurrency)
+            gc.freeze()  # the connections live to the end: full collections skip them
             await self._phase()
             await self.act()
             await self._phase()
