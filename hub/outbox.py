@@ -180,29 +180,42 @@ class Outbox:
             return 0
         transport = connection.transport
         binary = self.codec.binary
-        frames = 0
-        start = 0
-        while start < len(pending):
-            end = start
-            size = 0
-            while end < len(pending) and end - start < MAX_BATCH:
-                size += len(pending[end]) + 1
-                if size > MAX_SERVER_FRAME_BYTES and end > start:
-                    break
-                end += 1
-            chunk = pending[start:end]
+        room = self.limit - transport.get_write_buffer_size()
+        frames: list[bytes] = []
+        overflowed = False
+        start, count = 0, len(pending)
+        while start < count:
+            chunk = pending[start : start + MAX_BATCH]
+            if sum(map(len, chunk)) + len(chunk) > MAX_SERVER_FRAME_BYTES:
+                chunk = _fitting(chunk)
             key = (binary, tuple(map(id, chunk)))
             framed = shared.get(key)
             if framed is None:
                 framed = shared[key] = (_frame(self.codec, chunk), chunk)
             frame = framed[0]
-            if transport.get_write_buffer_size() + len(frame) > self.limit:
-                self.overflow()  # checked before writing: buffers never pass the limit
+            room -= len(frame)
+            if room < 0:  # checked before writing: buffers never pass the limit
+                overflowed = True
                 break
-            transport.write(frame)
-            frames += 1
-            start = end
-        return frames
+            frames.append(frame)
+            start += len(chunk)
+        if len(frames) == 1:
+            transport.write(frames[0])
+        elif frames:
+            transport.writelines(frames)  # written together
+        if overflowed:
+            self.overflow()
+        return len(frames)
+
+
+def _fitting(messages: list[bytes]) -> list[bytes]:
+    """The longest prefix of ``messages`` (one at least) that fits in one server frame."""
+    size = 0
+    for end, message in enumerate(messages):
+        size += len(message) + 1
+        if size > MAX_SERVER_FRAME_BYTES and end:
+            return messages[:end]
+    return messages
 
 
 def cut(connection: Connection, code: int, reason: str) -> None:

@@ -227,6 +227,10 @@ class StuckTransport:
         self.buffered += len(data)
         self.writes.append(len(data))
 
+    def writelines(self, chunks: list[bytes]) -> None:
+        for data in chunks:
+            self.write(data)
+
     def get_write_buffer_size(self) -> int:
         return self.buffered
 
