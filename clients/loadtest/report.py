@@ -4,9 +4,9 @@ The JSON result (``--json FILE``) has these fields:
 
 - ``scenario``, ``url``, ``workers``, ``graph`` (the generation spec plus ``edges``);
 - ``connections``: ``target``, ``up``, ``failed``, ``seconds`` (first connect to last
-  authenticated), ``per_second``;
+  authenticated), ``per_second``, ``window`` (those two moments, Unix seconds);
 - ``deliveries``: ``total`` (first receipts of load-test posts), ``seconds`` (first
-  post sent to last delivery), ``per_second``;
+  post sent to last delivery), ``per_second``, ``window`` (those two moments, or null);
 - ``latency_ms``: publish -> receive ``p50``, ``p90``, ``p99``, ``p99_9``, ``max``,
   ``mean``, ``count``;
 - ``posts``: ``published`` (acknowledged);

@@ -34,6 +34,7 @@ from hub.session import Session
 from hub.tokens import issue_token
 from protocol import CODECS, ErrorReply, Reply, Request, ops
 from protocol.errors import CloseCode
+from protocol.limits import MAX_SERVER_FRAME_BYTES
 from tests.hub.conftest import SECRET
 from tests.hub.serverproc import ServerProcess
 from tests.hub.wsclient import WsClient
@@ -283,6 +284,20 @@ async def test_an_outbox_never_writes_past_its_limit(message_size: int, per_flus
     outbox.push(message)
     flusher.flush()
     assert transport.buffered <= limit, f"{transport.buffered} bytes buffered after the cut"
+
+
+async def test_a_flush_cuts_big_messages_into_frames_within_the_server_bound() -> None:
+    """Five 300 KiB messages: three fit in one 1 MiB frame, two in the next, in order,
+    both written in the same flush."""
+    connection = StuckConnection()
+    flusher = Flusher(asyncio.get_running_loop(), lambda _: None)
+    outbox = Outbox(cast(Connection, connection), JSON, flusher, 64 * 1024 * KIB, lambda: None)
+    for _ in range(5):
+        outbox.push(b'"' + b"m" * (300 * KIB - 2) + b'"')
+    flusher.flush()
+    writes = connection.transport.writes
+    assert len(writes) == 2 and all(size <= MAX_SERVER_FRAME_BYTES + 10 for size in writes)
+    assert writes[0] > 3 * 300 * KIB > writes[1] > 2 * 300 * KIB
 
 
 @pytest.mark.node_settings(outbox_limit=64 * KIB, ping_interval=0)
