@@ -73,9 +73,9 @@ class Scale:
 
 
 FULL = Scale(5000, 400, 10_000, 200, 20,
-             (20_000, 40_000, 80_000, 120_000, 160_000, 200_000), 10.0, 15_000, 10_000, 100,
+             (5_000, 10_000, 20_000, 40_000, 80_000, 120_000, 160_000), 10.0, 15_000, 10_000, 100,
              100_000, 15.0, 10_000)  # fmt: skip
-QUICK = Scale(1000, 200, 2000, 50, 10, (10_000, 20_000, 40_000), 5.0, 2000, 2000, 40, 20_000,
+QUICK = Scale(1000, 200, 2000, 50, 10, (5_000, 10_000, 20_000, 40_000), 5.0, 2000, 2000, 40, 20_000,
               5.0, 1000)  # fmt: skip
 WORKERS = 2
 """Load-generator processes of every case."""
@@ -279,10 +279,10 @@ def b2(scale: Scale, work: Path) -> list[Row]:
                 f"{scale.b2_authors} authors")  # fmt: skip
             found[name] = b2_capacity(started, scale, graph, connection, name)
     ours, p99, cpu = found["hubbub"]
+    where = "at that rate" if ours else f"already at the first step, {scale.b2_steps[0]:,}/s"
     return [
         Row("B2", f"sparse deliveries/s, p99 < {P99_BOUND_MS:.0f} ms", ours, found["ws"][0],
-            found["sio"][0], ">= 120,000", ours >= 120_000, f"p99 {p99:.1f} ms at that rate",
-            cpu),
+            found["sio"][0], ">= 120,000", ours >= 120_000, f"p99 {p99:.1f} ms {where}", cpu),
     ]  # fmt: skip
 
 

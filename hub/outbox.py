@@ -12,9 +12,10 @@ Two things make a flush cheap when thousands of connections receive the same eve
 - frames are *shared*: outboxes holding the same sequence of messages (the same
   ``bytes`` objects, as after a burst from one author) get the same framed bytes, built
   once per flush and written with one ``transport.write`` per connection;
-- flushes *pace themselves*: after a flush that took ``d`` seconds the next one waits
-  about ``d`` (at most :data:`MAX_FLUSH_DELAY`), so under load messages coalesce into
-  bigger batches and fewer writes, while an idle node flushes on the next loop tick.
+- flushes *pace themselves*: after a flush that took ``d`` seconds the next one starts
+  no sooner than about ``d`` after it ended (at most :data:`MAX_FLUSH_DELAY`), so under
+  load messages coalesce into bigger batches and fewer writes, while a message that
+  comes after a quiet spell, or to an idle node, goes out on the next loop tick.
 
 An outbox whose pending bytes pass its limit, or whose next frame would take the
 socket's unsent bytes past it, is *overflowed*: the frame is not written, the outbox
@@ -62,7 +63,7 @@ Each entry also keeps its messages alive, so their ids cannot be reused meanwhil
 class Flusher:
     """Flushes every outbox that received messages since the last flush, once."""
 
-    __slots__ = ("_count_frames", "_delay", "_dirty", "_loop", "_scheduled")
+    __slots__ = ("_count_frames", "_dirty", "_loop", "_not_before", "_scheduled")
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, count_frames: Callable[[int], object]
@@ -71,15 +72,17 @@ class Flusher:
         self._count_frames = count_frames
         self._dirty: list[Outbox] = []
         self._scheduled = False
-        self._delay = 0.0
+        self._not_before = 0.0
+        """Loop time before which the next flush waits (0: none, flush on the next tick)."""
 
     def mark(self, outbox: Outbox) -> None:
         """Remember ``outbox`` for the next flush, scheduling one if none is pending."""
         self._dirty.append(outbox)
         if not self._scheduled:
             self._scheduled = True
-            if self._delay:
-                self._loop.call_later(self._delay, self.flush)
+            wait = self._not_before - self._loop.time() if self._not_before else 0.0
+            if wait > 0:
+                self._loop.call_later(wait, self.flush)
             else:
                 self._loop.call_soon(self.flush)
 
@@ -91,7 +94,7 @@ class Flusher:
         shared: SharedFrames = {}
         self._count_frames(sum(outbox.write_pending(shared) for outbox in dirty))
         took = time.perf_counter() - started
-        self._delay = min(took, MAX_FLUSH_DELAY) if took > 0.001 else 0.0
+        self._not_before = self._loop.time() + min(took, MAX_FLUSH_DELAY) if took > 0.001 else 0.0
 
 
 def _frame(codec: Codec, messages: list[bytes]) -> bytes:
