@@ -12,10 +12,12 @@ Two things make a flush cheap when thousands of connections receive the same eve
 - frames are *shared*: outboxes holding the same sequence of messages (the same
   ``bytes`` objects, as after a burst from one author) get the same framed bytes, built
   once per flush and written with one ``transport.write`` per connection;
-- flushes *pace themselves*: after a flush that took ``d`` seconds the next one starts
-  no sooner than about ``d`` after it ended (at most :data:`MAX_FLUSH_DELAY`), so under
-  load messages coalesce into bigger batches and fewer writes, while a message that
-  comes after a quiet spell, or to an idle node, goes out on the next loop tick.
+- flushes *pace themselves*: when a connection the last flush wrote to gets messages
+  again and that flush took ``d`` seconds, the next flush starts no sooner than about
+  ``d`` after it ended (at most :data:`MAX_FLUSH_DELAY`), so a burst to the same
+  connections coalesces into bigger batches and fewer writes. Messages to other
+  connections (sparse fan-out, where waiting would merge nothing), after a quiet spell,
+  or on an idle node go out on the next loop tick.
 
 An outbox whose pending bytes pass its limit, or whose next frame would take the
 socket's unsent bytes past it, is *overflowed*: the frame is not written, the outbox
@@ -63,7 +65,7 @@ Each entry also keeps its messages alive, so their ids cannot be reused meanwhil
 class Flusher:
     """Flushes every outbox that received messages since the last flush, once."""
 
-    __slots__ = ("_count_frames", "_dirty", "_loop", "_not_before", "_scheduled")
+    __slots__ = ("_count_frames", "_dirty", "_loop", "_not_before", "_round", "_scheduled")
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, count_frames: Callable[[int], object]
@@ -73,14 +75,18 @@ class Flusher:
         self._dirty: list[Outbox] = []
         self._scheduled = False
         self._not_before = 0.0
-        """Loop time before which the next flush waits (0: none, flush on the next tick)."""
+        """Loop time before which a paced flush waits (0: none, flush on the next tick)."""
+        self._round = 0
+        """The number of the last flush (:attr:`Outbox.flushed_in` compares with it)."""
 
     def mark(self, outbox: Outbox) -> None:
-        """Remember ``outbox`` for the next flush, scheduling one if none is pending."""
+        """Remember ``outbox`` for the next flush, scheduling one if none is pending
+        (paced when the last flush wrote to ``outbox`` too, see the module's notes)."""
         self._dirty.append(outbox)
         if not self._scheduled:
             self._scheduled = True
-            wait = self._not_before - self._loop.time() if self._not_before else 0.0
+            again = self._not_before and outbox.flushed_in == self._round
+            wait = self._not_before - self._loop.time() if again else 0.0
             if wait > 0:
                 self._loop.call_later(wait, self.flush)
             else:
@@ -91,6 +97,9 @@ class Flusher:
         started = time.perf_counter()
         self._scheduled = False
         dirty, self._dirty = self._dirty, []
+        self._round += 1
+        for outbox in dirty:
+            outbox.flushed_in = self._round
         shared: SharedFrames = {}
         self._count_frames(sum(outbox.write_pending(shared) for outbox in dirty))
         took = time.perf_counter() - started
@@ -112,6 +121,7 @@ class Outbox:
         "_pending_bytes",
         "closed",
         "codec",
+        "flushed_in",
         "limit",
         "on_overflow",
     )
@@ -132,6 +142,8 @@ class Outbox:
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self.closed = False
+        self.flushed_in = 0
+        """The number of the last flush that wrote this outbox (0: none yet)."""
 
     def push(self, message: bytes) -> None:
         """Queue one encoded message; overflow cuts the connection instead of queueing."""

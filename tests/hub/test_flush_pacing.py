@@ -1,6 +1,6 @@
-"""The Flusher's pacing: slow flushes back to back wait for each other so that messages
-coalesce, but a message after a quiet spell goes out on the next loop tick (a slow
-flush long ago must not delay it)."""
+"""The Flusher's pacing: a slow flush followed at once by more messages to the same
+connections waits, so that they coalesce; a message after a quiet spell, or to other
+connections than the last flush wrote to, goes out on the next loop tick."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ class SlowOutbox:
         self.cost = cost
         self.flushes = 0
         self.flushed = asyncio.Event()
+        self.flushed_in = 0
 
     def write_pending(self, shared: SharedFrames) -> int:
         """Burn ``cost`` seconds, as writing thousands of sockets would."""
@@ -44,6 +45,16 @@ async def test_a_message_after_a_quiet_spell_is_flushed_on_the_next_tick() -> No
     flusher.mark(cast(Outbox, outbox))
     await _ticks(2)
     assert outbox.flushes == 2, "a flush after a quiet spell waited for a slow flush long ago"
+
+
+async def test_a_message_to_other_connections_right_after_a_slow_flush_is_not_held() -> None:
+    flusher = Flusher(asyncio.get_running_loop(), lambda _: None)
+    slow, other = SlowOutbox(cost=MAX_FLUSH_DELAY / 2), SlowOutbox(cost=0.0)
+    flusher.mark(cast(Outbox, slow))
+    await slow.flushed.wait()
+    flusher.mark(cast(Outbox, other))  # sparse fan-out: waiting would merge nothing
+    await _ticks(2)
+    assert other.flushes == 1, "a flush to other connections waited for the pacing"
 
 
 async def test_marks_right_after_a_slow_flush_wait_and_are_flushed_together() -> None:
