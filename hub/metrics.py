@@ -55,6 +55,12 @@ class NodeMetrics:
             "Catch-up replays retried because the store was briefly unavailable.",
             registry=r,
         )
+        self.replay_rereads = Counter(
+            "hubbub_replay_rereads",
+            "Sign-in replays read again because an edit or a deletion scrubbed the log "
+            "during the read.",
+            registry=r,
+        )
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

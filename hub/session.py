@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from websockets.asyncio.server import ServerConnection
@@ -40,7 +40,7 @@ from hub.handlers import Handlers
 from hub.metrics import NodeMetrics
 from hub.names import DevicesKey, FollowersKey, RouteKey, Stream, StreamKey
 from hub.outbox import Flusher, Outbox, cut
-from hub.records import RelationChange
+from hub.records import Change, RelationChange
 from hub.routing import interest_of
 from hub.session_core import (
     REPLAY_SHARE,
@@ -73,6 +73,10 @@ CATCH_UP_ATTEMPTS = 4
 
 CATCH_UP_BACKOFF = 0.5
 """Seconds before the second try of a catch-up; doubles for each further one."""
+
+REPLAY_ATTEMPTS = 4
+"""Reads of a sign-in replay while edits or deletions keep scrubbing the log during the
+read; after the last one the client gets ``resync``."""
 
 
 class TooManyConnections(ProtocolError):
@@ -472,12 +476,13 @@ class Session:
         for stream in streams:
             self.subscribe(stream)
         await self._settled()
-        scrubs = await self.node.changelog.scrub_mark()
-        head = await self.node.changelog.head()
-        self.core.replied_up_to(head)
         result: dict[str, Any] = {"user": profile}
-        if cursor is not None:
-            result.update((await self._replay(cursor, upto=head, scrubs=scrubs))[0])
+        if cursor is None:
+            head = await self.node.changelog.head()
+        else:
+            replayed, head = await self._replay_to_head(cursor)
+            result.update(replayed)
+        self.core.replied_up_to(head)
         result["cursor"] = str(head)
         return result
 
@@ -591,27 +596,50 @@ class Session:
         async with self._replaying:
             return (await self._replay(str(max(after, self.core.floor))))[1]
 
-    async def _replay(
-        self, cursor: str, upto: int | None = None, scrubs: int | None = None
-    ) -> tuple[dict[str, Any], int]:
-        """Push the events missed after ``cursor`` (up to change ``upto``); return the
-        result map and the last change covered, or push ``resync`` if that is impossible.
+    async def _replay_to_head(self, cursor: str) -> tuple[dict[str, Any], int]:
+        """Push the events missed after ``cursor`` up to the log's head; return the
+        result map and that head (or push ``resync`` if that is impossible).
 
-        With ``upto``, ``scrubs`` is the log's scrub mark from before ``upto`` was read:
-        a post created before ``upto`` and edited or deleted since is gone from the log
-        below ``upto`` and restated only above it, so a scrub meanwhile means ``resync``.
+        A post created before the head and edited or deleted since is gone from the log
+        below the head and restated only above it, so a scrub during the read spoils it:
+        it is read again up to the new head (live events stay held meanwhile, and those
+        the longer replay covers are dropped on release), at most
+        :data:`REPLAY_ATTEMPTS` times, then the client gets ``resync``.
         """
+        for _ in range(REPLAY_ATTEMPTS):
+            scrubs = await self.node.changelog.scrub_mark()
+            head = await self.node.changelog.head()
+            changes = await self._missed_since(cursor, head)
+            if await self.node.changelog.scrub_mark() == scrubs:
+                break
+            self.node.metrics.replay_rereads.inc()
+        else:
+            changes = None
+        return self._push_replay(cursor, changes, head, upto=head)[0], head
+
+    async def _missed_since(self, cursor: str, head: int) -> Sequence[Change] | None:
+        """The changes of this session's interest after ``cursor`` (None when the log
+        cannot answer: a cursor outside the resume window or too many changes)."""
         after = int(cursor) if cursor.isdigit() else -1
+        if not 0 <= after <= head:
+            return None
+        interest = interest_of(self.user, self.keys)
+        return await self.node.changelog.read_since(after, interest, MAX_RESUME_EVENTS)
+
+    async def _replay(self, cursor: str) -> tuple[dict[str, Any], int]:
+        """Push the events missed after ``cursor``; return the result map and the last
+        change covered, or push ``resync`` if that is impossible."""
         head = await self.node.changelog.head()
-        changes = None
-        if 0 <= after <= head:
-            interest = interest_of(self.user, self.keys)
-            changes = await self.node.changelog.read_since(after, interest, MAX_RESUME_EVENTS)
-            if scrubs is not None and await self.node.changelog.scrub_mark() != scrubs:
-                changes = None  # a restated post may lie past upto: the client reloads
+        return self._push_replay(cursor, await self._missed_since(cursor, head), head)
+
+    def _push_replay(
+        self, cursor: str, changes: Sequence[Change] | None, head: int, upto: int | None = None
+    ) -> tuple[dict[str, Any], int]:
+        """Push the replay of ``changes`` (read after ``cursor``, None for ``resync``) up
+        to change ``upto``; return the result map and the last change covered."""
         replay = plan_replay(
             changes,
-            after=after,
+            after=int(cursor) if cursor.isdigit() else -1,
             head=head,
             upto=upto,
             keys=self.keys,

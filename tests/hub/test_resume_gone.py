@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from hub import session as session_module
 from hub.config import Settings
 from hub.node import Node
 from hub.tokens import issue_token
@@ -108,8 +109,9 @@ async def test_a_post_edited_between_the_head_and_the_replay_is_never_lost(
     node: Node, connect: Connect, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A post created before ``auth``'s head and edited right after it is gone from the
-    log below the head and restated only above it: the replay answers ``resync`` (the
-    client reloads) rather than leave the client with an update of a post it never got."""
+    log below the head and restated only above it: the replay is read again up to the
+    new head, so the client gets the post once, edited, and no repeat of the edit live
+    (never a ``post.update`` of a post it never got, and no needless ``resync``)."""
     bob = await connect("bob")
     alice = await connect("alice")
     await alice.call("follow", user="bob")
@@ -128,9 +130,46 @@ async def test_a_post_edited_between_the_head_and_the_replay_is_never_lost(
         return found
 
     monkeypatch.setattr(node.changelog, "head", head_then_edit)
+    rereads = node.metrics.replay_rereads._value.get()
     back = await connect("alice", resume=cursor)
-    got = [event.data for event in _drain_now(back) if event.type == "feed.insert"]
-    assert back.auth_result.get("resync") is True or [p["id"] for p in got] == [post["id"]]
+    assert "resync" not in back.auth_result and back.auth_result["replayed"] == 1
+    assert node.metrics.replay_rereads._value.get() == rereads + 1
+    marker = await bob.call("post", text="after the sign-in")
+    events = [await back.next_event()]
+    while events[-1].data.get("id") != marker["id"]:
+        events.append(await back.next_event())
+    assert [(e.type, e.data["id"], e.data.get("text")) for e in events] == [
+        ("feed.insert", post["id"], "edited right after the head"),
+        ("feed.insert", marker["id"], "after the sign-in"),
+    ]
+    assert int(back.auth_result["cursor"]) >= int(events[0].cursor or 0)
+
+
+async def test_edits_racing_every_read_end_in_resync(
+    node: Node, connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Edits that scrub the log during every read of the sign-in replay: after
+    ``REPLAY_ATTEMPTS`` reads the client gets ``resync``, never an endless loop."""
+    bob = await connect("bob")
+    alice = await connect("alice")
+    await alice.call("follow", user="bob")
+    cursor = alice.cursor
+    await alice.close()
+    post = await bob.call("post", text="edited again and again")
+    head = node.changelog.head
+    edits = iter(range(1_000_000))
+
+    async def head_then_edit() -> int:
+        found = await head()
+        await bob.call("edit", post=post["id"], text=f"edit {next(edits)}")
+        return found
+
+    monkeypatch.setattr(node.changelog, "head", head_then_edit)
+    rereads = node.metrics.replay_rereads._value.get()
+    back = await connect("alice", resume=cursor)
+    assert back.auth_result.get("resync") is True
+    assert node.metrics.replay_rereads._value.get() == rereads + session_module.REPLAY_ATTEMPTS
+    assert (await back.next_event()).type == "resync"
 
 
 def _drain_now(client: WsClient) -> list[Event]:
