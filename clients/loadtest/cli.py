@@ -91,11 +91,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     check_every.add_argument(
         "--decode-every",
         type=count,
-        default=100,
+        default=250,
         metavar="N",
         help="decode every frame of users 0, N, 2N, ... and check each post by (author, "
         "seq); the others count post events in the raw frames and check counts and "
-        "cursor order, so the client out-runs the hub [100; 1: decode all]",
+        "cursor order, so the client out-runs the hub [250; 1: decode all]",
     )
     check_every.add_argument(
         "--hub-pid",

@@ -41,5 +41,5 @@ class LoadConfig:
     inject_dup: int = 0
     connection: str = ""
     progress: bool = True
-    decode_every: int = 100
+    decode_every: int = 250
     hub_pids: tuple[int, ...] = ()
