@@ -28,6 +28,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8765
     metrics_address: tuple[str, int] | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
     data_dir: Path = Path("hubbub-data")
     secret: str | None = None
     max_token_ttl: int = DEFAULT_MAX_TTL
@@ -36,6 +38,9 @@ class Settings:
     dev: bool = False
     sync: Literal["normal", "full"] = "normal"
     redis_url: str | None = None
+    redis_ca: Path | None = None
+    redis_cert: Path | None = None
+    redis_key: Path | None = None
     demo: bool = True
     demo_origins: tuple[str, ...] = ()
     max_frame: int = 64 * 1024
@@ -182,6 +187,12 @@ OPTIONS: tuple[Option, ...] = (
         "HOST:PORT to serve /metrics on instead of the main port (default: the main port)",
         _parse_address,
     ),
+    Option(
+        "tls_cert",
+        "PEM certificate chain (leaf first): serve wss:// and https:// (with --tls-key)",
+        Path,
+    ),
+    Option("tls_key", "PEM private key of --tls-cert", Path),
     Option("data_dir", "directory of the embedded store and the token secret", Path),
     Option(
         "secret",
@@ -204,6 +215,9 @@ OPTIONS: tuple[Option, ...] = (
         "Redis URL (redis://host:port/db): share one world across nodes (default: embedded)",
         flag_name="redis",
     ),
+    Option("redis_ca", "with --redis rediss://: PEM file of the CAs to check Redis against", Path),
+    Option("redis_cert", "with --redis rediss://: PEM client certificate (with --redis-key)", Path),
+    Option("redis_key", "with --redis rediss://: PEM private key of --redis-cert", Path),
     Option("demo", "serve the demo web app at / (false to turn it off)", _parse_bool),
     Option(
         "demo_origins",
@@ -290,6 +304,10 @@ def settings_from_args(
                 raise SystemExit(f"hubbub: bad {option.env}: {exc}") from exc
         if value is not None:
             values[option.field] = value
+    if ("tls_cert" in values) != ("tls_key" in values):
+        raise SystemExit("hubbub: --tls-cert and --tls-key go together: give both or neither")
+    if "redis_url" not in values and {"redis_ca", "redis_cert", "redis_key"} & set(values):
+        raise SystemExit("hubbub: --redis-ca, --redis-cert and --redis-key need --redis")
     known = {f.name for f in fields(Settings)}
     settings = Settings(**{k: v for k, v in values.items() if k in known})
     if settings.retention_max_seconds < settings.retention_seconds:

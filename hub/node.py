@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Iterable, Sequence
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -53,6 +54,7 @@ from hub.records import Change, PresenceChange, RelationChange, RelationKind
 from hub.routing import Route, route_keys, routes_for
 from hub.session import Session
 from hub.social import SocialService
+from hub.tls import redis_url_with_tls, server_context
 from hub.tokens import TokenRules, Tokens, resolve_secret
 from protocol import (
     CODECS,
@@ -162,11 +164,15 @@ class Node:
     async def start(cls, settings: Settings) -> Node:
         """Open the configured backend (Redis with ``redis_url``, else embedded), listen,
         and return the running node. A secret that must not be used
-        (:class:`hub.tokens.SecretError`, a ``ValueError``) stops it before anything opens."""
+        (:class:`hub.tokens.SecretError`, a ``ValueError``) or a TLS file that cannot work
+        (:class:`hub.tls.TlsError`, one too) stops it before anything opens."""
         secret = resolve_secret(settings.secret, settings.data_dir)
+        tls = server_context(settings.tls_cert, settings.tls_key)
         if settings.redis_url:
             backends = await open_redis(
-                settings.redis_url,
+                redis_url_with_tls(
+                    settings.redis_url, settings.redis_ca, settings.redis_cert, settings.redis_key
+                ),
                 route_keys=route_keys,
                 retention_seconds=settings.retention_seconds,
                 retention_per_log=settings.retention_per_log,
@@ -185,11 +191,11 @@ class Node:
                 quotas=user_quotas(settings),
             )
         node = cls(settings, backends, secret)
-        await node._listen()
+        await node._listen(tls)
         await node.service.log_pending_counts(now_ms(), PENDING_COUNTS_BATCH)
         return node
 
-    async def _listen(self) -> None:
+    async def _listen(self, tls: ssl.SSLContext | None) -> None:
         routes = HttpRoutes(self)
         self._server = await serve(
             self._connection,
@@ -205,6 +211,7 @@ class Node:
             ping_interval=None,  # one node-wide Keepalive instead of a task per connection
             backlog=LISTEN_BACKLOG,
             server_header=SERVER_HEADER,
+            ssl=tls,
         )
         if self.settings.metrics_address is not None:
             host, port = self.settings.metrics_address
@@ -214,6 +221,7 @@ class Node:
                 port,
                 process_request=MetricsRoutes(self).process_request,
                 server_header=SERVER_HEADER,
+                ssl=tls,
             )
         self.keepalive.start()
         self._pruner = asyncio.get_running_loop().create_task(self._prune_forever())

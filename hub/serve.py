@@ -28,6 +28,7 @@ bounded by that, as with the defaults."""
 DESCRIPTION = """\
 Run a hub node: WebSocket and HTTP (/healthz, /readyz, /metrics) on one port,
 data in an embedded SQLite store in the data directory (no other setup).
+With --tls-cert and --tls-key it serves wss:// and https:// instead.
 
 Every option can also be set with the HUBBUB_* variable named in its help;
 a flag wins over the variable. SIGTERM drains the node: clients get a notice and
@@ -58,15 +59,19 @@ async def _serve(args: argparse.Namespace) -> None:
         if settings.redis_url
         else f"data in {settings.data_dir.resolve()}"
     )
-    print(f"hubbub: listening on ws://{base}/ ({store})", flush=True)
+    secure = "s" if settings.tls_cert is not None else ""
+    print(f"hubbub: listening on ws{secure}://{base}/ ({store})", flush=True)
     if settings.metrics_address is not None:
         host = settings.metrics_address[0]
         host = f"[{host}]" if ":" in host else host
-        print(f"hubbub: metrics at http://{host}:{node.metrics_port}/metrics", flush=True)
+        print(f"hubbub: metrics at http{secure}://{host}:{node.metrics_port}/metrics", flush=True)
     if settings.demo:
-        print(f"hubbub: demo app: open http://{base}/ in a browser", flush=True)
+        print(f"hubbub: demo app: open http{secure}://{base}/ in a browser", flush=True)
     if settings.dev:
-        print(f"hubbub: dev mode: a token: curl 'http://{base}/dev/token?user=alice'", flush=True)
+        print(
+            f"hubbub: dev mode: a token: curl 'http{secure}://{base}/dev/token?user=alice'",
+            flush=True,
+        )
     else:
         print(
             f"hubbub: a token: hubbub token alice --data-dir {settings.data_dir}"

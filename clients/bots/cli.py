@@ -9,6 +9,7 @@ import importlib.util
 import logging
 import os
 import signal
+import ssl
 import sys
 import urllib.error
 import urllib.parse
@@ -19,6 +20,7 @@ import orjson
 
 from clients.bots.framework import Bot
 from clients.sdk.errors import SdkError
+from clients.sdk.tls import trusting
 
 __all__ = ["DESCRIPTION", "configure", "load_bot", "run"]
 
@@ -55,6 +57,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="the bot user's token (from `hubbub token NAME`) [env HUBBUB_TOKEN]",
     )
     who.add_argument("--dev-user", help="get a token for this user from a `serve --dev` hub")
+    runner.add_argument(
+        "--ca-file",
+        type=Path,
+        default=os.environ.get("HUBBUB_CA_FILE"),
+        help="for wss:// URLs: PEM file of the CA that signed the hub's certificate "
+        "[env HUBBUB_CA_FILE; default the system's CAs]",
+    )
     runner.add_argument("--codec", choices=["json", "msgpack"], default="json")
     runner.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
@@ -79,14 +88,15 @@ def load_bot(path: Path) -> Bot:
     return bots[0]
 
 
-def dev_token(url: str, user: str) -> str:
-    """Ask a ``serve --dev`` hub at ``url`` for a token of ``user``."""
+def dev_token(url: str, user: str, tls: ssl.SSLContext | None = None) -> str:
+    """Ask a ``serve --dev`` hub at ``url`` for a token of ``user`` (over HTTPS for a
+    ``wss://`` URL, checked with ``tls``)."""
     parts = urllib.parse.urlsplit(url)
     scheme = "https" if parts.scheme == "wss" else "http"
     query = urllib.parse.urlencode({"user": user})
     address = f"{scheme}://{parts.netloc}/dev/token?{query}"
     try:
-        with urllib.request.urlopen(address, timeout=10) as response:
+        with urllib.request.urlopen(address, timeout=10, context=tls) as response:
             return str(orjson.loads(response.read())["token"])
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace").strip()
@@ -95,12 +105,22 @@ def dev_token(url: str, user: str) -> str:
         raise BotError(f"cannot get a dev token from {address}: {exc}") from exc
 
 
-async def _run_until_stopped(bot: Bot, url: str, token: str, codec: str) -> None:
-    task = asyncio.get_running_loop().create_task(bot.run_forever(url, token, codec=codec))
+async def _run_until_stopped(
+    bot: Bot, url: str, token: str, codec: str, tls: ssl.SSLContext | None
+) -> None:
+    running = bot.run_forever(url, token, codec=codec, tls=tls)
+    task = asyncio.get_running_loop().create_task(running)
     for signum in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(signum, task.cancel)
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+def _tls(ca_file: str | Path | None) -> ssl.SSLContext | None:
+    try:
+        return trusting(Path(ca_file) if ca_file else None)
+    except ValueError as exc:
+        raise BotError(str(exc)) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,10 +131,11 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         bot = load_bot(args.file)
-        token = dev_token(args.url, args.dev_user) if args.dev_user else args.token
+        tls = _tls(args.ca_file)
+        token = dev_token(args.url, args.dev_user, tls) if args.dev_user else args.token
         if not token:
             raise BotError("give --token (or HUBBUB_TOKEN), or --dev-user NAME for a --dev hub")
-        asyncio.run(_run_until_stopped(bot, args.url, token, args.codec))
+        asyncio.run(_run_until_stopped(bot, args.url, token, args.codec, tls))
     except (BotError, SdkError) as exc:
         print(f"hubbub bot: {exc}", file=sys.stderr)
         return 1

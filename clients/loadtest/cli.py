@@ -13,6 +13,7 @@ from clients.loadtest.config import SCENARIOS, LoadConfig
 from clients.loadtest.graph import GraphError, GraphSpec, SocialGraph
 from clients.loadtest.report import format_report
 from clients.loadtest.workers import LoadTestError, run_loadtest
+from clients.sdk.tls import trusting
 
 __all__ = ["DESCRIPTION", "configure", "run"]
 
@@ -86,6 +87,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     conn.add_argument("--workers", type=count, default=1, help="processes [1]")
     conn.add_argument("--ramp", type=rate, default=0.0, help="connections/s [0: no limit]")
     conn.add_argument("--concurrency", type=count, default=200, help="handshakes at once [200]")
+    conn.add_argument(
+        "--ca-file",
+        type=Path,
+        help="for wss:// URLs: PEM file of the CA that signed the hub's certificate "
+        "[the system's CAs]",
+    )
     conn.add_argument("--connection", default="", help=argparse.SUPPRESS)
     check_every = parser.add_argument_group("measurement")
     check_every.add_argument(
@@ -179,6 +186,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"hubbub loadtest: {url!r} is not a ws:// or wss:// URL", file=sys.stderr)
             return 2
     config = _config(args)
+    try:
+        trusting(config.ca_file)
+    except ValueError as exc:
+        print(f"hubbub loadtest: {exc}", file=sys.stderr)
+        return 2
     signal.signal(signal.SIGTERM, _terminated)  # unwind, so that the workers are stopped
     try:
         graph, make_follows = load_graph(config)

@@ -43,3 +43,4 @@ class LoadConfig:
     progress: bool = True
     decode_every: int = 250
     hub_pids: tuple[int, ...] = ()
+    ca_file: Path | None = None

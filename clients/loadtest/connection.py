@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import ssl
 from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -104,6 +105,8 @@ class SimConnection:
         self._cut = False
         self.on_lost: Callable[[], None] | None = None
         """Called when the hub ends the connection with a code that asks for a reconnect."""
+        self.tls: ssl.SSLContext | None = None
+        """The TLS settings of ``wss://`` URLs (None: the system's CAs; set by the worker)."""
 
     # -- the socket -----------------------------------------------------------------
 
@@ -121,7 +124,7 @@ class SimConnection:
         Failures raise RequestError, OSError, TimeoutError or HandshakeFailed.
         """
         self._socket = await RawWebSocket.connect(
-            self.address(url), self, self.subprotocols(), MAX_FRAME, REQUEST_TIMEOUT
+            self.address(url), self, self.subprotocols(), MAX_FRAME, REQUEST_TIMEOUT, tls=self.tls
         )
         self._cut = False  # only now: a socket cut earlier may still be ending
         try:

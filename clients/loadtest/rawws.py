@@ -89,14 +89,16 @@ class RawWebSocket(asyncio.Protocol):
         subprotocols: Sequence[Subprotocol] | None,
         max_size: int,
         timeout: float,  # noqa: ASYNC109 - it bounds the TCP connect and the handshake
+        *,
+        tls: ssl.SSLContext | None = None,
     ) -> RawWebSocket:
         """Open a TCP connection to ``url`` and complete the opening handshake.
 
-        ``wss://`` URLs are verified against the system's certificate authorities.
-        Raises OSError, TimeoutError or :class:`HandshakeFailed`.
+        ``wss://`` URLs are verified with ``tls``, by default against the system's
+        certificate authorities. Raises OSError, TimeoutError or :class:`HandshakeFailed`.
         """
         uri = parse_uri(url)
-        context = ssl.create_default_context() if uri.secure else None
+        context = (tls or ssl.create_default_context()) if uri.secure else None
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(timeout):
             _, socket = await loop.create_connection(

@@ -8,6 +8,7 @@ Without it, the hub must run with ``--dev`` and each token is fetched from
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 import warnings
 from urllib.parse import quote, urlsplit
@@ -27,14 +28,14 @@ class TokenError(Exception):
 class TokenSource:
     """Makes or fetches a token per user id."""
 
-    def __init__(self, url: str, secret: str | None) -> None:
+    def __init__(self, url: str, secret: str | None, tls: ssl.SSLContext | None = None) -> None:
         parts = urlsplit(url)
         if parts.scheme not in {"ws", "wss"} or not parts.hostname:
             raise TokenError(f"not a WebSocket URL: {url!r} (expected ws://host:port/)")
         self._host = parts.hostname
         self._port = parts.port or (443 if parts.scheme == "wss" else 80)
         self._secret = secret
-        self._tls = parts.scheme == "wss"
+        self._tls: ssl.SSLContext | bool = (tls or True) if parts.scheme == "wss" else False
 
     async def token(self, user: str) -> str:
         """A token for ``user``."""

@@ -29,6 +29,7 @@ from clients.loadtest.graph import SocialGraph
 from clients.loadtest.pacing import ramped, settle
 from clients.loadtest.recorder import Recorder
 from clients.loadtest.tokens import TokenError, TokenSource
+from clients.sdk.tls import trusting
 from protocol import CODECS
 
 __all__ = ["Channel", "Worker", "raise_open_files_limit"]
@@ -84,12 +85,15 @@ class Worker:
         self.channel = channel
         self.make_follows = follow
         self.recorder = Recorder()
-        self.tokens = TokenSource(config.urls[0], config.secret)
+        tls = trusting(config.ca_file)
+        self.tokens = TokenSource(config.urls[0], config.secret, tls)
         self.factory = connection_class(config.connection)
         self.connections = {
             user: self.factory(user, graph.name(user), self.recorder, config.codec)
             for user in range(index, graph.size, config.workers)
         }
+        for connection in self.connections.values():
+            connection.tls = tls
         self.up: set[int] = set()
         self.measured: set[int] = set()
         self.stats: dict[str, Any] = {}

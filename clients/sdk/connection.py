@@ -31,6 +31,7 @@ import contextlib
 import itertools
 import logging
 import random
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -81,6 +82,10 @@ class Options:
     """Largest reconnect delay bound, in seconds."""
     rate_limit_retries: int = 0
     """How often a ``rate_limited`` request is retried after its ``retry_after``."""
+    tls: ssl.SSLContext | None = None
+    """For ``wss://`` URLs: the TLS settings, e.g. ``ssl.create_default_context(cafile=
+    "ca.pem")`` for a hub whose certificate a private CA signed (None: the system's
+    certificate authorities)."""
 
     def subprotocol(self) -> str:
         """The WebSocket subprotocol of ``codec``; raises ValueError if unknown."""
@@ -253,6 +258,8 @@ class Connection:
 
     async def _connect(self, *, resume: bool) -> asyncio.Task[int | None]:
         """Dial, start reading, authenticate (and resume); return the reader task."""
+        secure = self.options.tls is not None and self.url.startswith("wss:")
+        tls: dict[str, Any] = {"ssl": self.options.tls} if secure else {}
         ws = await ws_connect(
             self.url,
             subprotocols=[Subprotocol(self.codec.subprotocol)],
@@ -260,6 +267,7 @@ class Connection:
             open_timeout=self.options.connect_timeout,
             compression=None,
             proxy=None,
+            **tls,
         )
         self._gen += 1
         self._ws = ws

@@ -34,10 +34,12 @@ def chromium_path() -> str:
 
 
 @contextmanager
-def chromium() -> Iterator[Browser]:
-    """A headless Chromium for the duration of the block."""
+def chromium(*extra_args: str) -> Iterator[Browser]:
+    """A headless Chromium (with ``extra_args``) for the duration of the block."""
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(
+            executable_path=chromium_path(), args=[*CHROMIUM_ARGS, *extra_args]
+        )
         try:
             yield browser
         finally:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-LISTENING = re.compile(r"listening on ws://[^:]+:(\d+)/")
+LISTENING = re.compile(r"listening on wss?://[^:]+:(\d+)/")
 
 
 class ServerProcess:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -105,6 +106,16 @@ async def test_a_replay_restates_edited_posts_and_forgets_deleted_ones(connect: 
     assert shown(await replay(connect, "dave", middle, ["tag:shared"])) == expected
 
 
+async def posted_while_away(connect: Connect, text: str) -> tuple[WsClient, str | None, Any]:
+    """Alice follows bob and leaves; bob posts ``text``: bob, alice's cursor, the post."""
+    bob = await connect("bob")
+    alice = await connect("alice")
+    await alice.call("follow", user="bob")
+    cursor = alice.cursor
+    await alice.close()
+    return bob, cursor, await bob.call("post", text=text)
+
+
 async def test_a_post_edited_between_the_head_and_the_replay_is_never_lost(
     node: Node, connect: Connect, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -112,12 +123,7 @@ async def test_a_post_edited_between_the_head_and_the_replay_is_never_lost(
     log below the head and restated only above it: the replay is read again up to the
     new head, so the client gets the post once, edited, and no repeat of the edit live
     (never a ``post.update`` of a post it never got, and no needless ``resync``)."""
-    bob = await connect("bob")
-    alice = await connect("alice")
-    await alice.call("follow", user="bob")
-    cursor = alice.cursor
-    await alice.close()
-    post = await bob.call("post", text="created while alice was away")
+    bob, cursor, post = await posted_while_away(connect, "created while alice was away")
     head = node.changelog.head
     edited = False
 
@@ -150,12 +156,7 @@ async def test_edits_racing_every_read_end_in_resync(
 ) -> None:
     """Edits that scrub the log during every read of the sign-in replay: after
     ``REPLAY_ATTEMPTS`` reads the client gets ``resync``, never an endless loop."""
-    bob = await connect("bob")
-    alice = await connect("alice")
-    await alice.call("follow", user="bob")
-    cursor = alice.cursor
-    await alice.close()
-    post = await bob.call("post", text="edited again and again")
+    bob, cursor, post = await posted_while_away(connect, "edited again and again")
     head = node.changelog.head
     edits = iter(range(1_000_000))
 
