@@ -79,6 +79,30 @@ async def test_a_refused_follow_fails_the_setup() -> None:
     assert isinstance(counts.settled.exception(), ConnectionError)
 
 
+async def test_the_author_keeps_its_window_of_posts_in_flight() -> None:
+    module = lean_sinks()
+    counts = module.Counts(1)
+    author = module.LeanAuthor("127.0.0.1:1", "/", "token", counts)
+    transport = Transport()
+    author.connection_made(cast(Any, transport))
+    author.data_received(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+    author.data_received(server_frame(b'{"re":1,"result":{"cursor":"0"}}'))
+    assert counts.settled.done()
+
+    def posts_sent() -> int:
+        return sum(frame.count(b'"op":"post"') for frame in transport.written)
+
+    author.burst(5, 2)
+    assert posts_sent() == 2
+    for number, expected in ((2, 3), (3, 4), (4, 5), (5, 5)):
+        reply = server_frame(b'{"re":%d,"result":{"id":%d}}' % (number, number))
+        author.data_received(reply[:3])  # a reply cut across reads counts once
+        author.data_received(reply[3:])
+        assert posts_sent() == expected and not author.done.done()
+    author.data_received(server_frame(b'{"re":6,"result":{"id":6}}'))
+    assert author.done.done() and posts_sent() == 5
+
+
 def test_lean_sinks_count_a_burst_from_a_real_hub(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data", SECRET, *RELAXED, "--ping-interval", "0")
     server.start()
