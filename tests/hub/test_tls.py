@@ -78,15 +78,35 @@ async def test_the_sdk_talks_to_the_hub_over_wss(node: Node, tls: TlsFiles) -> N
     await bob.close()
 
 
-async def test_health_and_metrics_answer_over_https(node: Node, tls: TlsFiles) -> None:
-    def get(path: str) -> tuple[int, bytes]:
-        address = f"https://127.0.0.1:{node.port}{path}"
-        with urllib.request.urlopen(address, timeout=5, context=tls.trusting()) as response:
-            return response.status, response.read()
+def https_get(port: int, path: str, tls: TlsFiles) -> tuple[int, bytes]:
+    """Status and body of an HTTPS GET on 127.0.0.1, trusting the test CA."""
+    address = f"https://127.0.0.1:{port}{path}"
+    with urllib.request.urlopen(address, timeout=5, context=tls.trusting()) as response:
+        return response.status, response.read()
 
-    assert (await asyncio.to_thread(get, "/healthz"))[0] == 200
-    status, body = await asyncio.to_thread(get, "/metrics")
+
+async def test_health_and_metrics_answer_over_https(node: Node, tls: TlsFiles) -> None:
+    assert (await asyncio.to_thread(https_get, node.port, "/healthz", tls))[0] == 200
+    status, body = await asyncio.to_thread(https_get, node.port, "/metrics", tls)
     assert status == 200 and b"hubbub_connections" in body
+
+
+async def test_a_separate_metrics_address_is_served_over_https_too(
+    tmp_path: Path, tls: TlsFiles
+) -> None:
+    settings = make_settings(
+        tmp_path / "data",
+        tls_cert=tls.server_cert,
+        tls_key=tls.server_key,
+        metrics_address=("127.0.0.1", 0),
+    )
+    node = await Node.start(settings)
+    try:
+        assert node.metrics_port is not None
+        status, body = await asyncio.to_thread(https_get, node.metrics_port, "/metrics", tls)
+        assert status == 200 and b"hubbub_connections" in body
+    finally:
+        await node.drain()
 
 
 async def test_a_client_that_does_not_trust_the_certificate_is_refused(
