@@ -1,0 +1,116 @@
+"""A real HAProxy (Debian's) in front of local hub nodes, configured from the repo's own
+``docker/haproxy.cfg``: the same frontend, backend, health check and timeouts, with
+loopback ports for the frontend, the stats page and each node, and a quicker check
+interval for tests."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.redisproc import free_port
+
+__all__ = ["HaProxy", "local_config", "require_haproxy"]
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKER_CONFIG = ROOT / "docker" / "haproxy.cfg"
+START_TIMEOUT = 15.0
+
+
+def require_haproxy() -> str:
+    """The path of ``haproxy``; fails with what to do when it is missing."""
+    path = shutil.which("haproxy")
+    if path is None:
+        raise RuntimeError("haproxy not found: `make test` installs it (apt-get install haproxy)")
+    return path
+
+
+def local_config(text: str, port: int, stats_port: int, nodes: list[int], check: str) -> str:
+    """``docker/haproxy.cfg`` with loopback ports: the frontend on ``port``, stats on
+    ``stats_port``, server ``hubN`` at ``127.0.0.1:nodes[N-1]``, checks every ``check``."""
+    text = text.replace("bind :8765", f"bind 127.0.0.1:{port}")
+    text = text.replace("bind :8404", f"bind 127.0.0.1:{stats_port}")
+    text = re.sub(r"maxconn \d+", "maxconn 4000", text)
+    text = re.sub(r"check inter \S+", f"check inter {check}", text)
+    servers = re.findall(r"^\s*server (hub\d+) hub\d+:8765$", text, flags=re.M)
+    if len(servers) != len(nodes):
+        raise ValueError(f"{DOCKER_CONFIG} names {len(servers)} servers, not {len(nodes)}")
+    for name, node_port in zip(servers, nodes, strict=True):
+        text = text.replace(f"server {name} {name}:8765", f"server {name} 127.0.0.1:{node_port}")
+    return text
+
+
+class HaProxy:
+    """One ``haproxy -db`` child process balancing over the hub nodes at ``nodes``."""
+
+    def __init__(self, directory: Path, nodes: list[int], check: str = "200ms") -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.stats_port = free_port()
+        self.nodes = nodes
+        self.check = check
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The WebSocket URL of the load balancer."""
+        return f"ws://127.0.0.1:{self.port}/"
+
+    def start(self) -> HaProxy:
+        """Write the local config, start HAProxy, wait until every node is UP."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        config = self.directory / "haproxy.cfg"
+        text = DOCKER_CONFIG.read_text()
+        config.write_text(local_config(text, self.port, self.stats_port, self.nodes, self.check))
+        self.process = subprocess.Popen(
+            [require_haproxy(), "-db", "-f", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=(self.directory / "haproxy.log").open("wb"),
+        )
+        self.wait_for(lambda status: all(s == "UP" for s in status.values()))
+        return self
+
+    def statuses(self) -> dict[str, str]:
+        """Each server of the ``hubs`` backend and its check status (UP, DOWN, ...)."""
+        address = f"http://127.0.0.1:{self.stats_port}/;csv"
+        with urllib.request.urlopen(address, timeout=2) as response:
+            rows = csv.DictReader(io.StringIO(response.read().decode().lstrip("# ")))
+            return {
+                row["svname"]: row["status"].split()[0]
+                for row in rows
+                if row["pxname"] == "hubs" and row["svname"] not in {"FRONTEND", "BACKEND"}
+            }
+
+    def wait_for(
+        self, condition: Callable[[dict[str, str]], bool], within: float = START_TIMEOUT
+    ) -> dict[str, str]:
+        """Poll the stats page until ``condition(statuses)`` holds; return the statuses."""
+        deadline = time.monotonic() + within
+        while True:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                log = (self.directory / "haproxy.log").read_text(errors="replace")
+                raise RuntimeError(f"haproxy exited:\n{log}")
+            try:
+                found = self.statuses()
+                if condition(found):
+                    return found
+            except OSError:
+                found = {}
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"haproxy servers never got there: {found}")
+            time.sleep(0.05)  # polling another process's state, not a timer
+
+    def stop(self) -> None:
+        """Stop HAProxy."""
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
