@@ -26,8 +26,9 @@ $(JS)/node_modules/.installed: $(JS)/package.json $(JS)/package-lock.json
 run: $(VENV)/.run-deps  ## start a hub on the embedded store with dev tokens
 	$(VENV)/bin/hubbub serve --dev
 
-system-deps:  ## install redis-server, chromium and haproxy from Debian packages when missing
+system-deps:  ## install redis-server (and redis-cli), chromium and haproxy from Debian packages when missing
 	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server; }
+	@command -v redis-cli >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-tools; }
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 	@command -v haproxy >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq haproxy; }
 

@@ -2,9 +2,9 @@
 
 ``RedisServer(dir).start()`` launches it; ``stop()`` ends it (SIGTERM, or SIGKILL with
 ``kill=True``); ``restart()`` starts it again on the same port and directory, so it
-reloads its AOF. Never port 6379, never a server someone else started. With ``tls``
-(a :class:`tests.tlsfiles.TlsFiles`) it speaks only TLS and asks clients for a
-certificate its CA signed (``rediss://``).
+reloads its AOF; ``extra`` adds server arguments. Never port 6379, never a server someone
+else started. With ``tls`` (a :class:`tests.tlsfiles.TlsFiles`) it speaks only TLS and
+asks clients for a certificate its CA signed (``rediss://``).
 """
 
 from __future__ import annotations
@@ -46,11 +46,18 @@ class RedisServer:
     """One redis-server child process with AOF persistence in ``directory``."""
 
     def __init__(
-        self, directory: Path, *, fsync: str = "always", tls: TlsFiles | None = None
+        self,
+        directory: Path,
+        *,
+        fsync: str = "always",
+        tls: TlsFiles | None = None,
+        extra: tuple[str, ...] = (),
     ) -> None:
         self.directory = directory
         self.fsync = fsync
         self.tls = tls
+        self.extra = extra
+        """More ``redis-server`` arguments (cluster mode, for one)."""
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -91,6 +98,7 @@ class RedisServer:
                 "--save", "",
                 "--protected-mode", "yes",
                 "--logfile", str(self.directory / "redis.log"),
+                *self.extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

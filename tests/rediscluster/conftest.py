@@ -1,0 +1,18 @@
+"""A real three-master Redis Cluster with one replica each, shared by this package's tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.redisclusterproc import RedisCluster
+
+
+@pytest.fixture(scope="module")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """Three masters and three replicas from ``redis-server --cluster-enabled yes``."""
+    cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster"), masters=3, replicas=1)
+    cluster.start()
+    yield cluster
+    cluster.stop()
