@@ -2,8 +2,11 @@
 
 Starts one ``redis-server`` (AOF on, in ``<data-dir>/redis``) and N ``hubbub serve
 --redis`` nodes on loopback ports, prints each node's URL, and stops everything on
-SIGINT/SIGTERM (nodes drain first, then Redis shuts down writing its AOF). There is no
-load balancer: spread clients over the printed URLs yourself. Every node gets the same
+SIGINT/SIGTERM (nodes drain first, then Redis shuts down writing its AOF). With
+``--haproxy`` a Debian ``haproxy`` runs in front of the nodes with the compose topology's
+configuration (``hub.haproxy``: leastconn, ``/readyz`` checks, the WebSocket tunnel
+timeout) on ``--lb-port``; without it, spread clients over the printed URLs yourself.
+Every node gets the same
 token secret (``HUBBUB_SECRET``, else the one kept in ``<data-dir>``), so a token from
 any node - or from ``hubbub token NAME --data-dir <data-dir>`` - works on all of them.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -22,6 +26,7 @@ import threading
 import time
 from pathlib import Path
 
+from hub.haproxy import local_config, template
 from hub.tokens import SecretError, resolve_secret
 
 __all__ = ["DESCRIPTION", "configure", "run"]
@@ -31,8 +36,10 @@ Run a local cluster: one redis-server (append-only file on) and N hub nodes shar
 all on 127.0.0.1, until Ctrl-C. Prints one ws:// URL per node.
 
 Example:  hubbub cluster --nodes 3 --dev
+          hubbub cluster --nodes 3 --dev --haproxy   (one URL in front of them all)
 Options after `--` go to every `hubbub serve` (e.g. -- --presence-ttl 5).
-Needs redis-server on PATH (Debian: apt-get install redis-server).
+Needs redis-server on PATH (Debian: apt-get install redis-server), and haproxy for
+--haproxy (apt-get install haproxy).
 """
 
 START_TIMEOUT = 15.0
@@ -57,6 +64,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="Redis AOF fsync policy (see README: durability) [default always]",
     )
     parser.add_argument("--dev", action="store_true", help="nodes hand out /dev/token")
+    parser.add_argument(
+        "--haproxy",
+        action="store_true",
+        help="run haproxy in front of the nodes (docker/haproxy.cfg, loopback ports)",
+    )
+    parser.add_argument(
+        "--lb-port",
+        type=int,
+        default=8760,
+        help="the load balancer's port with --haproxy; 0 = a free one [default 8760]",
+    )
     parser.add_argument("serve_args", nargs="*", help="extra `hubbub serve` options after --")
 
 
@@ -66,13 +84,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], name: str) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline and process.poll() is None:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
             return
         time.sleep(0.05)
-    raise SystemExit(f"hubbub cluster: redis-server did not start on port {port}")
+    raise SystemExit(f"hubbub cluster: {name} did not start on port {port}")
 
 
 def _start_redis(args: argparse.Namespace, port: int) -> subprocess.Popen[bytes]:
@@ -87,13 +105,37 @@ def _start_redis(args: argparse.Namespace, port: int) -> subprocess.Popen[bytes]
     command += ["--appendonly", "yes", "--appendfsync", args.appendfsync, "--save", ""]
     command += ["--logfile", str(directory / "redis.log")]
     process = subprocess.Popen(command)
-    _wait_for_port(port, process)
+    _wait_for_port(port, process, "redis-server")
     return process
+
+
+def _start_haproxy(
+    args: argparse.Namespace, nodes: list[int]
+) -> tuple[subprocess.Popen[bytes], int]:
+    """HAProxy over ``nodes`` (their ports), configured in ``<data-dir>/haproxy``."""
+    binary = shutil.which("haproxy")
+    if binary is None:
+        raise SystemExit("hubbub cluster: haproxy not found; install it (apt-get install haproxy)")
+    try:
+        text = template()
+    except FileNotFoundError as exc:
+        raise SystemExit(f"hubbub cluster: {exc}") from None
+    port, stats = args.lb_port or _free_port(), _free_port()
+    directory = (args.data_dir / "haproxy").resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    config = directory / "haproxy.cfg"
+    # each proxied connection holds two descriptors: stay within this process's limit
+    maxconn = max(100, (resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 100) // 2)
+    config.write_text(local_config(text, port, stats, nodes, check="1s", maxconn=maxconn))
+    process = subprocess.Popen([binary, "-db", "-f", str(config)])
+    _wait_for_port(port, process, "haproxy")
+    return process, port
 
 
 def _start_node(
     args: argparse.Namespace, index: int, redis_url: str, env: dict[str, str]
-) -> subprocess.Popen[str]:
+) -> tuple[subprocess.Popen[str], int]:
+    """Start node ``index``; return it and the port it listens on."""
     port = 0 if args.port == 0 else args.port + index
     command = [sys.executable, "-m", "hub.cli", "serve", "--redis", redis_url]
     command += ["--port", str(port), "--data-dir", str(args.data_dir / f"node{index}")]
@@ -106,7 +148,7 @@ def _start_node(
         print(f"node{index}: {line}", end="", flush=True)
         if "listening on" in line:
             threading.Thread(target=_echo, args=(index, process), daemon=True).start()
-            return process
+            return process, int(line.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
     raise SystemExit(f"hubbub cluster: node{index} exited early (see its output above)")
 
 
@@ -127,16 +169,27 @@ def run(args: argparse.Namespace) -> int:
     redis_port = args.redis_port or _free_port()
     redis = _start_redis(args, redis_port)
     nodes: list[subprocess.Popen[str]] = []
+    balancer: subprocess.Popen[bytes] | None = None
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     try:
         redis_url = f"redis://127.0.0.1:{redis_port}/0"
         env = {**os.environ, "HUBBUB_SECRET": secret}
-        nodes.extend(_start_node(args, i, redis_url, env) for i in range(args.nodes))
+        ports = []
+        for index in range(args.nodes):
+            node, port = _start_node(args, index, redis_url, env)
+            nodes.append(node)
+            ports.append(port)
+        if args.haproxy:
+            balancer, lb_port = _start_haproxy(args, ports)
+            print(f"hubbub cluster: load balancer at ws://127.0.0.1:{lb_port}/", flush=True)
         print(f"hubbub cluster: redis at {redis_url}; {args.nodes} nodes up; Ctrl-C stops")
         stop.wait()
     finally:
+        if balancer is not None:
+            balancer.terminate()
+            balancer.wait(timeout=10)
         for node in nodes:
             node.terminate()
         for node in nodes:

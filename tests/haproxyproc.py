@@ -1,13 +1,12 @@
 """A real HAProxy (Debian's) in front of local hub nodes, configured from the repo's own
-``docker/haproxy.cfg``: the same frontend, backend, health check and timeouts, with
-loopback ports for the frontend, the stats page and each node, and a quicker check
-interval for tests."""
+``docker/haproxy.cfg`` (``hub.haproxy.local_config``): the same frontend, backend, health
+check and timeouts, with loopback ports for the frontend, the stats page and each node,
+and a quicker check interval for tests."""
 
 from __future__ import annotations
 
 import csv
 import io
-import re
 import shutil
 import subprocess
 import time
@@ -15,12 +14,11 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from hub.haproxy import local_config, template
 from tests.redisproc import free_port
 
-__all__ = ["HaProxy", "local_config", "require_haproxy"]
+__all__ = ["HaProxy", "require_haproxy"]
 
-ROOT = Path(__file__).resolve().parents[1]
-DOCKER_CONFIG = ROOT / "docker" / "haproxy.cfg"
 START_TIMEOUT = 15.0
 
 
@@ -30,21 +28,6 @@ def require_haproxy() -> str:
     if path is None:
         raise RuntimeError("haproxy not found: `make test` installs it (apt-get install haproxy)")
     return path
-
-
-def local_config(text: str, port: int, stats_port: int, nodes: list[int], check: str) -> str:
-    """``docker/haproxy.cfg`` with loopback ports: the frontend on ``port``, stats on
-    ``stats_port``, server ``hubN`` at ``127.0.0.1:nodes[N-1]``, checks every ``check``."""
-    text = text.replace("bind :8765", f"bind 127.0.0.1:{port}")
-    text = text.replace("bind :8404", f"bind 127.0.0.1:{stats_port}")
-    text = re.sub(r"maxconn \d+", "maxconn 4000", text)
-    text = re.sub(r"check inter \S+", f"check inter {check}", text)
-    servers = re.findall(r"^\s*server (hub\d+) hub\d+:8765$", text, flags=re.M)
-    if len(servers) != len(nodes):
-        raise ValueError(f"{DOCKER_CONFIG} names {len(servers)} servers, not {len(nodes)}")
-    for name, node_port in zip(servers, nodes, strict=True):
-        text = text.replace(f"server {name} {name}:8765", f"server {name} 127.0.0.1:{node_port}")
-    return text
 
 
 class HaProxy:
@@ -67,8 +50,10 @@ class HaProxy:
         """Write the local config, start HAProxy, wait until every node is UP."""
         self.directory.mkdir(parents=True, exist_ok=True)
         config = self.directory / "haproxy.cfg"
-        text = DOCKER_CONFIG.read_text()
-        config.write_text(local_config(text, self.port, self.stats_port, self.nodes, self.check))
+        text = local_config(
+            template(), self.port, self.stats_port, self.nodes, check=self.check, maxconn=4000
+        )
+        config.write_text(text)
         self.process = subprocess.Popen(
             [require_haproxy(), "-db", "-f", str(config)],
             stdout=subprocess.DEVNULL,

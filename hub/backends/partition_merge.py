@@ -67,10 +67,24 @@ class PartitionMerge(Generic[T]):
         self._highest = max(self._highest, number)
         return self._release()
 
-    def tick(self, part: int, counter: int) -> list[T]:
-        """Partition ``part`` said its counter is ``counter``: the items now released."""
+    def follows(self, part: int, item: T) -> list[T]:
+        """A message without a number of its own (a follow, a relation) arrived from
+        ``part``: it is released right after the last change heard from ``part``."""
+        self._check(part)
+        number = self._marks[part]
+        if number <= min(self._marks) and not self._held:
+            return [item]
+        heapq.heappush(self._held, (number, next(self._order), item))
+        self._highest = max(self._highest, number)
+        return self._release()
+
+    def _check(self, part: int) -> None:
         if not 0 <= part < self._partitions.count:
             raise ValueError(f"no partition {part}")
+
+    def tick(self, part: int, counter: int) -> list[T]:
+        """Partition ``part`` said its counter is ``counter``: the items now released."""
+        self._check(part)
         self._marks[part] = max(self._marks[part], counter)
         return self._release()
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
+from hub.names import DevicesKey, FollowersKey, RouteKey, StreamKind
+
 __all__ = ["NUMBERING_LUA", "Partitions", "close_to", "next_number"]
 
 
@@ -94,6 +96,18 @@ class Partitions:
     def counter(self, part: int) -> str:
         """The change counter of partition ``part``."""
         return self.key(part, "seq")
+
+    def channels(self, key: RouteKey) -> list[tuple[int, str]]:
+        """The shard channels of route key ``key``, each with its partition: a user's
+        keys have one, in the user's partition; a thread's one, in its root post's; the
+        public stream and a hashtag's one per partition (docs/cluster.md 1)."""
+        if isinstance(key, FollowersKey | DevicesKey):
+            parts = [self.of_user(key.author if isinstance(key, FollowersKey) else key.user)]
+        elif key.stream.kind == StreamKind.THREAD:
+            parts = [self.of_post(key.stream.thread)]
+        else:
+            parts = list(range(self.count))
+        return [(part, self.key(part, f"c:{key}")) for part in parts]
 
     def tick_channel(self, part: int) -> str:
         """The shard channel partition ``part`` publishes its closed counter on."""

@@ -1,7 +1,9 @@
-"""Clear errors for a bad or unreachable ``--redis``, and the ``hubbub cluster`` runner."""
+"""Clear errors for a bad or unreachable ``--redis``, and the ``hubbub cluster`` runner
+(with and without HAProxy in front of its nodes)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -11,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from clients import connect
+from hub.haproxy import local_config, template
 from hub.tokens import load_or_create_secret, verify_token
 from tests.redisproc import free_port
 
@@ -64,6 +68,53 @@ def test_cluster_runs_redis_and_nodes_sharing_one_secret(tmp_path: Path) -> None
             answer = urllib.request.urlopen(f"http://127.0.0.1:{port}/dev/token?user=ann")
             assert verify_token(json.loads(answer.read())["token"], secret) == "ann"
         assert len(ports) == 2
+    finally:
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=60)
+    assert process.returncode == 0 and rest.count("hubbub: stopped") == 2
+
+
+def test_local_haproxy_config_has_one_server_per_node() -> None:
+    text = local_config(template(), 9000, 9001, [7001, 7002, 7003, 7004], check="1s")
+    assert "bind 127.0.0.1:9000" in text and "bind 127.0.0.1:9001" in text
+    servers = [line.strip() for line in text.splitlines() if line.strip().startswith("server ")]
+    assert servers == [f"server hub{n} 127.0.0.1:{7000 + n}" for n in range(1, 5)]
+    assert "check inter 1s" in text and "option httpchk GET /readyz" in text
+    assert "timeout tunnel 1h" in text  # the compose file's WebSocket timeout stays
+
+
+async def _post_through(url: str, token: str) -> str:
+    """Sign in at ``url``, post, read the post back: its text."""
+    async with asyncio.timeout(20):
+        client = await connect(url, token=token)
+        try:
+            post = await client.post("through the balancer")
+            return (await client.get_post(post.id)).text
+        finally:
+            await client.close()
+
+
+def test_cluster_runs_haproxy_in_front_of_the_nodes(tmp_path: Path) -> None:
+    command = [*HUBBUB, "cluster", "--nodes", "2", "--port", "0", "--dev", "--haproxy"]
+    process = subprocess.Popen(
+        [*command, "--lb-port", "0", "--data-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    balancer = ""
+    try:
+        for line in process.stdout:
+            if "load balancer at " in line:
+                balancer = line.split("load balancer at ")[1].strip()
+            if "nodes up" in line:
+                break
+        assert balancer.startswith("ws://127.0.0.1:")
+        http = balancer.replace("ws://", "http://")
+        answer = urllib.request.urlopen(f"{http}dev/token?user=ann", timeout=5)  # HTTP too
+        token = json.loads(answer.read())["token"]
+        assert asyncio.run(_post_through(balancer, token)) == "through the balancer"
     finally:
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=60)
