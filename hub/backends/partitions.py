@@ -86,16 +86,24 @@ class Partitions:
         return number % self.count
 
     def tag(self, part: int) -> str:
-        """The hash tag of partition ``part``: every key of the partition contains it."""
+        """The hash tag of partition ``part``: every key of the partition contains it
+        (with more than one partition)."""
         return f"{{{self.ns}P{part}}}"
 
+    def namespace(self, part: int) -> str:
+        """The key prefix of partition ``part``: the namespace and the partition's tag, so
+        that every key a script builds from it (``ns .. '{u:' .. user ..``) lands in the
+        partition's slot; with one partition the namespace alone (one Redis, its layout
+        unchanged)."""
+        return self.ns if self.count == 1 else self.ns + self.tag(part)
+
     def key(self, part: int, name: str) -> str:
-        """The key ``name`` of partition ``part`` (``seq``, ``public``, ``u:alice:home``)."""
-        return f"{self.ns}{self.tag(part)}{name}"
+        """The key ``name`` of partition ``part`` (``seq:change``, ``public``, ...)."""
+        return self.namespace(part) + name
 
     def counter(self, part: int) -> str:
-        """The change counter of partition ``part``."""
-        return self.key(part, "seq")
+        """The change counter of partition ``part`` (``seq:change`` on one Redis)."""
+        return self.key(part, "seq:change")
 
     def channels(self, key: RouteKey) -> list[tuple[int, str]]:
         """The shard channels of route key ``key``, each with its partition: a user's

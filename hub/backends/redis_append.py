@@ -4,7 +4,9 @@ Theory of operation: every write script of the Redis backend is :data:`APPEND_LU
 followed by the write's own Lua. The write does its record updates, leaves the numbers
 only it can know in the table ``vals`` (the new post's id, a notification's id, an
 unread count, a post's counters after the write), then calls ``append_changes()``,
-which for each change does ``INCR seq:change``, ``XADD`` to the change's log stream (and
+which for each change takes the next number of ``seq:change`` (``numbered``: on one
+Redis simply the next integer; in partition ``i`` of ``P`` the next one congruent to ``i``,
+docs/cluster.md 2), ``XADD`` to the change's log stream (and
 to ``log:posts`` for a post change) and ``PUBLISH`` on the channel of each of its route
 keys. Redis runs a script as one unit, so the record, its changes, their sequence
 numbers and their publication happen together or not at all (``hub.backends.base``).
@@ -32,8 +34,9 @@ returns each appended change's sequence number and published body, from which
 
 Calling convention: ``KEYS[1..3]`` are ``seq:change``, ``log:posts`` and ``logs``
 (:meth:`Templates.keys`), the write's own keys follow; ``ARGV[1]`` is the namespace and
-``ARGV[2]`` the index in ARGV where the changes section starts (:meth:`Templates.args`
-builds both ends around the write's own arguments).
+``ARGV[2]`` the index in ARGV where the changes section starts: the partition and the
+partition count (``numbered(key)`` numbers any counter of the script that way), then the
+changes (:meth:`Templates.args` builds both ends around the write's own arguments).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from typing import Any, cast
 import orjson
 
 from hub.backends.base import RouteKeys
+from hub.backends.partitions import NUMBERING_LUA
 from hub.backends.redis_link import Keys
 from hub.records import Change, ChangeKind, NewChange
 
@@ -59,13 +63,19 @@ __all__ = [
 ]
 
 
-APPEND_LUA = """
+APPEND_LUA = (
+    NUMBERING_LUA
+    + """
 local ns = ARGV[1]
 local vals = {}
 local function user_key(user, what) return ns .. '{u:' .. user .. '}:' .. what end
+local function numbered(key)
+  local at = tonumber(ARGV[2])
+  return next_number(key, tonumber(ARGV[at]), tonumber(ARGV[at + 1]), 0)
+end
 local function append_changes()
   local out = {}
-  local i = tonumber(ARGV[2])
+  local i = tonumber(ARGV[2]) + 2
   local count = tonumber(ARGV[i])
   i = i + 1
   for _ = 1, count do
@@ -81,7 +91,7 @@ local function append_changes()
       i = i + 2
     end
     local body = table.concat(pieces)
-    local seq = redis.call('INCR', KEYS[1])
+    local seq = numbered(KEYS[1])
     local id = seq .. '-0'
     if post == '' then
       redis.call('XADD', stream, id, 't', t, 'c', body)
@@ -118,6 +128,7 @@ local function committed(value)
   return out
 end
 """
+)
 """Lua prepended to every write script (see the module docstring)."""
 
 _HOLE_LOW = 10**17
@@ -171,9 +182,12 @@ def committed_changes(flat: Sequence[Any]) -> tuple[Change, ...]:
 class Templates:
     """Builds the changes section of one write script's arguments."""
 
-    def __init__(self, keys: Keys, route_keys: RouteKeys) -> None:
+    def __init__(
+        self, keys: Keys, route_keys: RouteKeys, part: int = 0, partitions: int = 1
+    ) -> None:
         self._k = keys
         self._route_keys = route_keys
+        self._numbering = [part, partitions]
         self._holes: dict[str, str] = {}
         self._changes: list[NewChange] = []
 
@@ -202,8 +216,9 @@ class Templates:
         return str(new.post) if hole is None else "=" + hole
 
     def args(self, *own: Any) -> list[Any]:
-        """ARGV of the script: namespace, where the changes start, ``own``, the changes."""
-        section: list[Any] = [len(self._changes)]
+        """ARGV of the script: namespace, where the changes start, ``own``, then the
+        partition and the partition count the script numbers in, and the changes."""
+        section: list[Any] = [*self._numbering, len(self._changes)]
         pattern = re.compile("(" + "|".join(self._holes) + ")") if self._holes else None
         for new in self._changes:
             body = body_of(new).decode()

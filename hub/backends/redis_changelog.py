@@ -160,20 +160,28 @@ class RedisChangeLog:
         retention_seconds: float = 900,
         retention_per_log: int = 1000,
         retention_max_seconds: float = 86_400,
+        partition: tuple[int, int] = (0, 1),
     ) -> None:
+        """``partition``: the partition these logs live in and the partition count
+        (docs/cluster.md); with more than one, ``keys`` must be that partition's, appends
+        publish on shard channels, and a cursor beyond this partition's head is no error
+        (another partition numbered it: ``redis_cluster_changelog`` checks the head)."""
         self._r = client
         self._k = keys
         self._route_keys = route_keys
+        self._partition = partition
         self._retention_ms = round(retention_seconds * 1000)
         self._per_log = retention_per_log
         self._max_ms = round(retention_max_seconds * 1000)
-        self._append = script_runner(writer, APPEND_LUA + "return committed(1)")
+        self._append = script_runner(
+            writer, APPEND_LUA + "return committed(1)", sharded=partition[1] > 1
+        )
         self._prune = client.register_script(_PRUNE)
 
     async def append(self, changes: Sequence[NewChange]) -> list[Change]:
         """Durably append ``changes`` in order, assigning increasing sequence numbers,
         and publish each on the channels of its route keys (in the same script)."""
-        templates = Templates(self._k, self._route_keys)
+        templates = Templates(self._k, self._route_keys, *self._partition)
         templates.add(*changes)
         _, *flat = await self._append(templates.keys(), templates.args())
         return list(committed_changes(flat))
@@ -211,7 +219,7 @@ class RedisChangeLog:
     async def _read(self, after: int, interest: Interest, limit: int) -> list[Change] | None:
         """One attempt of :meth:`read_since` (a scrub meanwhile may spoil it)."""
         head = await self.head()
-        if after > head:
+        if after > head and self._partition[1] == 1:
             return None
         scan = _Scan(after, head, limit, self.max_examined)
         broad = interest.broad
@@ -322,15 +330,23 @@ class RedisChangeLog:
         cutoff, hard = now - self._retention_ms, now - self._max_ms
         removed = 0
         async for batch in _batches(self._r.sscan_iter(k.global_("logs"), count=500), 500):
+            calls = [self._prune_call(log, cutoff, hard) for log in batch]
+            if self._partition[1] > 1:  # a cluster pipeline cannot load a missing script
+                removed += sum([await self._prune(keys=keys, args=args) for keys, args in calls])
+                continue
             async with self._r.pipeline(transaction=False) as pipe:
-                for log in batch:
-                    keys = [k.log(log), k.global_("log:posts"), k.global_("pruned")]
-                    keys.append(k.global_("pruned:posts"))
-                    is_post = LogName.parse(log).kind is LogKind.POSTS
-                    args = [log, self._per_log, cutoff, int(is_post), hard, k.ns]
+                for keys, args in calls:
                     await self._prune(keys=keys, args=args, client=pipe)
                 removed += sum(await pipe.execute())
         return removed
+
+    def _prune_call(self, log: str, cutoff: int, hard: int) -> tuple[list[str], list[Any]]:
+        """The keys and arguments of the prune script for ``log``."""
+        k = self._k
+        keys = [k.log(log), k.global_("log:posts"), k.global_("pruned")]
+        keys.append(k.global_("pruned:posts"))
+        is_post = LogName.parse(log).kind is LogKind.POSTS
+        return keys, [log, self._per_log, cutoff, int(is_post), hard, k.ns]
 
 
 async def _batches(items: Any, size: int) -> Any:

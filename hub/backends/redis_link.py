@@ -277,14 +277,19 @@ class Keys:
 
 
 def script_runner(
-    client: aioredis.Redis, source: str
+    client: aioredis.Redis, source: str, *, sharded: bool = False
 ) -> Callable[[list[str], list[Any]], Awaitable[Any]]:
     """A caller of a Lua script by EVALSHA (reloaded by redis-py after a restart).
+
+    ``sharded`` makes the script publish with ``SPUBLISH`` (on a cluster: shard channels
+    in the script's own slot, docs/cluster.md) where it says ``PUBLISH``.
 
     Scripts that write get a ``client`` made with ``retries=0``: a connection lost after
     Redis ran the script but before its reply arrived must not run it a second time
     (a post created twice); the caller answers ``unavailable`` and the client decides.
     """
+    if sharded:
+        source = source.replace("redis.call('PUBLISH'", "redis.call('SPUBLISH'")
     script = client.register_script(source)
 
     async def run(keys: list[str], args: list[Any]) -> Any:

@@ -37,9 +37,8 @@ class PartitionCounters:
         self._close = client.register_script(_CLOSE)
 
     async def head(self, part: int) -> int:
-        """The counter of ``part`` now (``part`` itself before its first change)."""
-        value = await self._client.get(self._partitions.counter(part))
-        return part if value is None else int(value)
+        """The counter of ``part`` now (0 before its first change or close)."""
+        return int(await self._client.get(self._partitions.counter(part)) or 0)
 
     async def heads(self) -> list[int]:
         """The counter of every partition, in partition order (one pipelined round per
@@ -49,7 +48,7 @@ class PartitionCounters:
             for part in parts:
                 pipe.get(self._partitions.counter(part))
             values = await pipe.execute()
-        return [part if v is None else int(v) for part, v in zip(parts, values, strict=True)]
+        return [int(value or 0) for value in values]
 
     async def close(self, part: int, target: int) -> int:
         """Raise ``part``'s counter to its first number at or above ``target`` (if below)

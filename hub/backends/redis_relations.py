@@ -146,13 +146,14 @@ class RedisRelations:
     _r: aioredis.Redis
     _k: Keys
 
-    def _relation_scripts(self, writer: aioredis.Redis) -> None:
-        """Register the write scripts on ``writer`` (called by the store's constructor)."""
-        self._block_script = script_runner(writer, _BLOCK)
-        self._unblock_script = script_runner(writer, _UNBLOCK)
-        self._mute_script = script_runner(writer, _MUTE)
-        self._unmute_script = script_runner(writer, _UNMUTE)
-        self._prune_mutes_script = script_runner(writer, _PRUNE_MUTES)
+    def _relation_scripts(self, writer: aioredis.Redis, *, sharded: bool) -> None:
+        """Register the write scripts on ``writer`` (called by the store's constructor;
+        ``sharded``: they publish on shard channels)."""
+        self._block_script = script_runner(writer, _BLOCK, sharded=sharded)
+        self._unblock_script = script_runner(writer, _UNBLOCK, sharded=sharded)
+        self._mute_script = script_runner(writer, _MUTE, sharded=sharded)
+        self._unmute_script = script_runner(writer, _UNMUTE, sharded=sharded)
+        self._prune_mutes_script = script_runner(writer, _PRUNE_MUTES, sharded=sharded)
 
     def _channel(self, user: str) -> str:
         return self._k.channel(DevicesKey(user))

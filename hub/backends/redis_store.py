@@ -128,7 +128,7 @@ for n = 1, notices do
     return redis.error_reply('MISSING no user ' .. ARGV[11 + 2 * n])
   end
 end
-local id = redis.call('INCR', KEYS[4])
+local id = numbered(KEYS[4])
 vals['post'] = id
 redis.call('HSET', ns .. '{p:' .. id .. '}:post', 'id', id, 'author', author,
   'text', ARGV[4], 'created_at', now, 'edited_at', '', 'reply_to', reply_to,
@@ -244,41 +244,48 @@ return committed(1)
 Script = Callable[[list[str], list[Any]], Awaitable[Any]]
 
 
-def _write_script(writer: aioredis.Redis, source: str) -> Script:
+def _write_script(writer: aioredis.Redis, source: str, *, sharded: bool) -> Script:
     """A write script: the change-log library, the notification groups, the block check,
-    the counters helper, then ``source``."""
-    return script_runner(writer, APPEND_LUA + NOTES_LUA + BLOCKS_LUA + _COUNTS + source)
+    the counters helper, then ``source`` (publishing with SPUBLISH when ``sharded``)."""
+    source = APPEND_LUA + NOTES_LUA + BLOCKS_LUA + _COUNTS + source
+    return script_runner(writer, source, sharded=sharded)
 
 
 @translate_errors
 class RedisStore(RedisRelations, RedisPages):
     """Store implementation on Redis (see :class:`hub.backends.base.Store`)."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - the store's seams, in the bundle's order
         self,
         client: aioredis.Redis,
         writer: aioredis.Redis,
         keys: Keys,
         fanout_limit: int,
         route_keys: RouteKeys,
+        partition: tuple[int, int] = (0, 1),
     ) -> None:
+        """``partition``: the partition this store writes in and the partition count
+        (docs/cluster.md); with more than one, ``keys`` must be that partition's and the
+        scripts publish on shard channels."""
         super().__init__(client, keys)
         self.fanout_limit = fanout_limit
         self._route_keys = route_keys
+        self._partition = partition
+        sharded = partition[1] > 1
         self._ensure = script_runner(writer, _ENSURE_PROFILE)
         self._update = script_runner(writer, _UPDATE_PROFILE)
-        self._follow = _write_script(writer, _FOLLOW)
-        self._unfollow = _write_script(writer, _UNFOLLOW)
-        self._create = _write_script(writer, _CREATE_POST)
-        self._edit = _write_script(writer, _EDIT_POST)
-        self._delete = _write_script(writer, _DELETE_POST)
-        self._set_like = _write_script(writer, _SET_LIKE)
-        self._counts = _write_script(writer, _RECORD_COUNTS)
-        self._relation_scripts(writer)
+        self._follow = _write_script(writer, _FOLLOW, sharded=sharded)
+        self._unfollow = _write_script(writer, _UNFOLLOW, sharded=sharded)
+        self._create = _write_script(writer, _CREATE_POST, sharded=sharded)
+        self._edit = _write_script(writer, _EDIT_POST, sharded=sharded)
+        self._delete = _write_script(writer, _DELETE_POST, sharded=sharded)
+        self._set_like = _write_script(writer, _SET_LIKE, sharded=sharded)
+        self._counts = _write_script(writer, _RECORD_COUNTS, sharded=sharded)
+        self._relation_scripts(writer, sharded=sharded)
         self._notes = NotePruner(writer, keys)
 
     def _templates(self) -> Templates:
-        return Templates(self._k, self._route_keys)
+        return Templates(self._k, self._route_keys, *self._partition)
 
     def _profile_key(self, user: str) -> str:
         return self._k.user(user, "profile")

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hub.backends.partitions import NUMBERING_LUA, Partitions, close_to, next_number
+from hub.names import FollowersKey
 from tests.redisproc import RedisServer
 
 counts = st.integers(1, 64)
@@ -54,8 +55,11 @@ def test_partitions_of_users_and_posts_are_stable_and_in_range() -> None:
     assert parts.of_user("alice") == parts.of_user("alice") == 7  # crc32, not hash()
     assert {parts.of_user(f"user{n}") for n in range(1000)} == set(range(16))
     assert parts.of_post(35) == 3 == parts.of_number(35)
-    assert parts.key(3, "seq") == "hb:{hb:P3}seq" == parts.counter(3)
+    assert parts.key(3, "seq:change") == "hb:{hb:P3}seq:change" == parts.counter(3)
     assert parts.tick_channel(0) == "hb:{hb:P0}c:_tick"
+    one = Partitions(1)  # one Redis: the layout without tags
+    assert one.counter(0) == "hb:seq:change" and one.namespace(0) == "hb:"
+    assert one.channels(FollowersKey("ann")) == [(0, "hb:c:f:ann")]
 
 
 @pytest.mark.parametrize("count", [0, 1025])
