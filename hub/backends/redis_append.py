@@ -35,7 +35,8 @@ returns each appended change's sequence number and published body, from which
 Calling convention: ``KEYS[1..3]`` are ``seq:change``, ``log:posts`` and ``logs``
 (:meth:`Templates.keys`), the write's own keys follow; ``ARGV[1]`` is the namespace and
 ``ARGV[2]`` the index in ARGV where the changes section starts: the partition and the
-partition count (``numbered(key)`` numbers any counter of the script that way), then the
+partition count (``numbered(key)`` numbers any counter of the script that way, and
+``post_here(id)`` tells whether a post lives in the script's partition), then the
 changes (:meth:`Templates.args` builds both ends around the write's own arguments).
 """
 
@@ -72,6 +73,10 @@ local function user_key(user, what) return ns .. '{u:' .. user .. '}:' .. what e
 local function numbered(key)
   local at = tonumber(ARGV[2])
   return next_number(key, tonumber(ARGV[at]), tonumber(ARGV[at + 1]), 0)
+end
+local function post_here(id)
+  local at = tonumber(ARGV[2])
+  return tonumber(id) % tonumber(ARGV[at + 1]) == tonumber(ARGV[at])
 end
 local function append_changes()
   local out = {}

@@ -163,16 +163,30 @@ class RedisPages:
         found = found[:limit]
         return Page(tuple(found), str(found[-1].id) if more else None)
 
+    async def _big_among(self, followees: list[str]) -> list[str]:
+        """Which of ``followees`` are big authors (their posts are merged on read)."""
+        flags = await self._r.smismember(self._k.global_("big"), followees)
+        return [f for f, flag in zip(followees, flags, strict=True) if flag]
+
+    def _homes(self, user: str) -> list[str]:
+        """The fanned-out home sets of ``user`` (one on one Redis)."""
+        return [self._k.user(user, "home")]
+
+    def _everywhere(self, name: str) -> list[str]:
+        """The sets named ``name`` that together hold all of it (one on one Redis)."""
+        return [self._k.global_(name)]
+
+    def _tag_lists(self, tag: str) -> list[str]:
+        """The sets of live post ids with ``tag`` (one on one Redis)."""
+        return [self._k.tag(tag)]
+
     async def home_page(self, user: str, before: str | None, limit: int) -> Page[Post]:
         """Posts of ``user`` and their followees, newest first (merge of fan-out and big
         authors' own sets; see the module docstring)."""
         followees = await self.followee_ids(user)
-        big: list[str] = []
-        if followees:
-            flags = await self._r.smismember(self._k.global_("big"), followees)
-            big = [f for f, flag in zip(followees, flags, strict=True) if flag]
+        big = await self._big_among(followees) if followees else []
         authors = {user, *followees}
-        sources = [self._k.user(user, "home"), *(self._k.user(a, "posts") for a in [user, *big])]
+        sources = [*self._homes(user), *(self._k.user(a, "posts") for a in [user, *big])]
         return await self._collect(sources, before, limit, keep=lambda p: p.author in authors)
 
     async def user_page(self, user: str, before: str | None, limit: int) -> Page[Post]:
@@ -181,11 +195,11 @@ class RedisPages:
 
     async def public_page(self, before: str | None, limit: int) -> Page[Post]:
         """All posts, newest first."""
-        return await self._collect([self._k.global_("public")], before, limit)
+        return await self._collect(self._everywhere("public"), before, limit)
 
     async def hashtag_page(self, tag: str, before: str | None, limit: int) -> Page[Post]:
         """Posts carrying ``tag``, newest first."""
-        return await self._collect([self._k.tag(tag)], before, limit)
+        return await self._collect(self._tag_lists(tag), before, limit)
 
     async def replies_page(self, post_id: int, before: str | None, limit: int) -> Page[Post]:
         """Direct replies to ``post_id``, oldest first."""

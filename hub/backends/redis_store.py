@@ -27,25 +27,24 @@ updates the route keys of that user's sessions (see ``redis_bus``).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, cast
 
 import redis.asyncio as aioredis
 
 from hub import changes
 from hub.backends.base import MissingRecord, RouteKeys
-from hub.backends.redis_append import APPEND_LUA, Templates, committed_changes
+from hub.backends.redis_append import Templates, committed_changes
 from hub.backends.redis_link import Keys, script_runner, translate_errors
-from hub.backends.redis_notes import NOTES_LUA, NotePruner, notified_template
+from hub.backends.redis_notes import NotePruner, notified_template
 from hub.backends.redis_pages import PROFILE_FIELDS, RedisPages, profile_from_fields
-from hub.backends.redis_relations import BLOCKS_LUA, RedisRelations
+from hub.backends.redis_relations import RedisRelations
+from hub.backends.redis_scripts import Script, counted, write_script
+from hub.backends.redis_steps import FEED_CAP, PartitionSteps
 from hub.names import DevicesKey, posts_log
 from hub.records import Committed, Notice, Post, Profile
 
 __all__ = ["FEED_CAP", "RedisStore"]
-
-FEED_CAP = 1000
-"""How many post ids a fanned-out home set keeps."""
 
 _ENSURE_PROFILE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -100,13 +99,6 @@ redis.call('PUBLISH', ARGV[6], '{"t":"f","follower":"' .. ARGV[3] .. '","followe
 return {1}
 """
 
-# Sets vals.likes and vals.replies to the counters of post hash ``key``.
-_COUNTS = """
-local function counts_of(key)
-  local counts = redis.call('HMGET', key, 'likes', 'replies')
-  vals['likes'], vals['replies'] = tonumber(counts[1]), tonumber(counts[2])
-end
-"""
 
 # KEYS: (change log), seq:post, profile, author posts, public, author followers, big
 # ARGV: ns, (changes at), author, text, reply_to, root, tags, mentions, now, fanout_limit,
@@ -115,10 +107,11 @@ _CREATE_POST = """
 local author, reply_to, tags, now = ARGV[3], ARGV[5], ARGV[7], ARGV[9]
 if redis.call('EXISTS', KEYS[5]) == 0 then return redis.error_reply('MISSING no user') end
 local parent = ns .. '{p:' .. reply_to .. '}:post'
-if reply_to ~= '' and redis.call('HGET', parent, 'deleted') ~= '0' then
+local local_parent = reply_to ~= '' and post_here(reply_to)  -- else the caller checked it
+if local_parent and redis.call('HGET', parent, 'deleted') ~= '0' then
   return redis.error_reply('MISSING no post ' .. reply_to)
 end
-if reply_to ~= '' then
+if local_parent then
   local blocked = refuse_if_blocked(author, redis.call('HGET', parent, 'author'))
   if blocked then return blocked end
 end
@@ -137,7 +130,7 @@ redis.call('HSET', ns .. '{p:' .. id .. '}:post', 'id', id, 'author', author,
 redis.call('HINCRBY', KEYS[5], 'posts', 1)
 redis.call('ZADD', KEYS[6], id, id)
 redis.call('ZADD', KEYS[7], id, id)
-if reply_to ~= '' then
+if local_parent then
   redis.call('HINCRBY', parent, 'replies', 1)
   counts_of(parent)
   redis.call('ZADD', ns .. '{p:' .. reply_to .. '}:replies', id, id)
@@ -197,7 +190,7 @@ redis.call('HINCRBY', user_key(post[1], 'profile'), 'posts', -1)
 for tag in string.gmatch(post[3], '%S+') do
   redis.call('ZREM', ns .. '{t:' .. tag .. '}:posts', id)
 end
-if post[2] ~= '' then
+if post[2] ~= '' and post_here(post[2]) then  -- else the caller updates the parent
   local parent = ns .. '{p:' .. post[2] .. '}:post'
   redis.call('HINCRBY', parent, 'replies', -1)
   counts_of(parent)
@@ -207,14 +200,17 @@ return committed(1)
 """
 
 # KEYS: (change log), post, likes, user profile.
-# ARGV: ns, (changes at), user, +1/-1, author to notify ('' for nobody), now
+# ARGV: ns, (changes at), user, +1/-1, author to notify ('' for nobody), now, '1' when the
+#       caller checked that the user exists (their profile is in another partition)
 _SET_LIKE = """
 if redis.call('HGET', KEYS[4], 'deleted') ~= '0' then
   return redis.error_reply('MISSING no post')
 end
-if redis.call('EXISTS', KEYS[6]) == 0 then return redis.error_reply('MISSING no user') end
-if ARGV[4] == '1' then
-  local blocked = refuse_if_blocked(ARGV[3], redis.call('HGET', KEYS[4], 'author'))
+if ARGV[7] ~= '1' and redis.call('EXISTS', KEYS[6]) == 0 then
+  return redis.error_reply('MISSING no user')
+end
+if ARGV[4] == '1' then  -- from the author's side: the post's partition holds both halves
+  local blocked = refuse_if_blocked(redis.call('HGET', KEYS[4], 'author'), ARGV[3])
   if blocked then return blocked end
 end
 local changed
@@ -241,18 +237,8 @@ return committed(1)
 """
 
 
-Script = Callable[[list[str], list[Any]], Awaitable[Any]]
-
-
-def _write_script(writer: aioredis.Redis, source: str, *, sharded: bool) -> Script:
-    """A write script: the change-log library, the notification groups, the block check,
-    the counters helper, then ``source`` (publishing with SPUBLISH when ``sharded``)."""
-    source = APPEND_LUA + NOTES_LUA + BLOCKS_LUA + _COUNTS + source
-    return script_runner(writer, source, sharded=sharded)
-
-
 @translate_errors
-class RedisStore(RedisRelations, RedisPages):
+class RedisStore(PartitionSteps, RedisRelations, RedisPages):
     """Store implementation on Redis (see :class:`hub.backends.base.Store`)."""
 
     def __init__(  # noqa: PLR0917 - the store's seams, in the bundle's order
@@ -274,13 +260,14 @@ class RedisStore(RedisRelations, RedisPages):
         sharded = partition[1] > 1
         self._ensure = script_runner(writer, _ENSURE_PROFILE)
         self._update = script_runner(writer, _UPDATE_PROFILE)
-        self._follow = _write_script(writer, _FOLLOW, sharded=sharded)
-        self._unfollow = _write_script(writer, _UNFOLLOW, sharded=sharded)
-        self._create = _write_script(writer, _CREATE_POST, sharded=sharded)
-        self._edit = _write_script(writer, _EDIT_POST, sharded=sharded)
-        self._delete = _write_script(writer, _DELETE_POST, sharded=sharded)
-        self._set_like = _write_script(writer, _SET_LIKE, sharded=sharded)
-        self._counts = _write_script(writer, _RECORD_COUNTS, sharded=sharded)
+        self._follow = write_script(writer, _FOLLOW, sharded=sharded)
+        self._unfollow = write_script(writer, _UNFOLLOW, sharded=sharded)
+        self._create = write_script(writer, _CREATE_POST, sharded=sharded)
+        self._edit = write_script(writer, _EDIT_POST, sharded=sharded)
+        self._delete = write_script(writer, _DELETE_POST, sharded=sharded)
+        self._set_like = write_script(writer, _SET_LIKE, sharded=sharded)
+        self._counts = write_script(writer, _RECORD_COUNTS, sharded=sharded)
+        self._step_scripts(writer, sharded=sharded)
         self._relation_scripts(writer, sharded=sharded)
         self._notes = NotePruner(writer, keys)
 
@@ -364,13 +351,15 @@ class RedisStore(RedisRelations, RedisPages):
         templates.add(changes.created(post, now))
         parent = None if reply_to is None else await self.get_post(reply_to)
         if parent is not None:
-            templates.add(changes.counts(self._counted(templates, parent), now))
+            templates.add(changes.counts(counted(templates, parent), now))
         for slot, notice in enumerate(notices, 1):
             templates.add(
                 notified_template(templates, slot, notice.user, notice.kind, author, post_id, now)
             )
         keys = templates.keys(
-            k.global_("seq:post"),
+            # post ids: their own counter on one Redis; on a cluster the partition's change
+            # numbers, which the partitions keep in step (docs/cluster.md 2)
+            k.global_("seq:post" if self._partition[1] == 1 else "seq:change"),
             self._profile_key(author),
             k.user(author, "posts"),
             k.global_("public"),
@@ -384,13 +373,6 @@ class RedisStore(RedisRelations, RedisPages):
         )  # fmt: skip
         created_id, *flat = await self._create(keys, args)
         return Committed(dataclasses.replace(post, id=int(created_id)), committed_changes(flat))
-
-    @staticmethod
-    def _counted(templates: Templates, post: Post) -> Post:
-        """``post`` with its counters left for the script to fill in (after its write)."""
-        return dataclasses.replace(
-            post, likes=templates.hole("likes"), replies=templates.hole("replies")
-        )
 
     async def _existing_post(self, post_id: int) -> Post:
         found = await self.get_post(post_id)
@@ -408,8 +390,7 @@ class RedisStore(RedisRelations, RedisPages):
             old, text=text, tags=tuple(tags), mentions=tuple(mentions), edited_at=now
         )
         templates = self._templates()
-        counted = self._counted(templates, new)
-        templates.add(changes.edited(old, counted, now, templates.hole("origin")))
+        templates.add(changes.edited(old, counted(templates, new), now, templates.hole("origin")))
         keys = templates.keys(self._k.post(post_id), self._k.log(posts_log(old.author)))
         _, *flat = await self._edit(keys, templates.args(text, " ".join(tags),
                                                           " ".join(mentions), now))  # fmt: skip
@@ -424,7 +405,7 @@ class RedisStore(RedisRelations, RedisPages):
         templates.add(changes.deleted(gone, now, templates.hole("origin")))
         parent = None if gone.reply_to is None else await self.get_post(gone.reply_to)
         if parent is not None:
-            templates.add(changes.counts(self._counted(templates, parent), now))
+            templates.add(changes.counts(counted(templates, parent), now))
         author_log = self._k.log(posts_log(gone.author))
         keys = templates.keys(self._k.post(post_id), self._k.global_("public"), author_log)
         _, *flat = await self._delete(keys, templates.args(post_id))
@@ -436,7 +417,7 @@ class RedisStore(RedisRelations, RedisPages):
         post = await self.get_post(post_id)
         templates = self._templates()
         if post is not None:
-            templates.add(changes.counts(self._counted(templates, post), now))
+            templates.add(changes.counts(counted(templates, post), now))
         keys = templates.keys(self._k.post(post_id))
         _, *flat = await self._counts(keys, templates.args(post_id))
         return Committed(None, committed_changes(flat))
@@ -448,28 +429,39 @@ class RedisStore(RedisRelations, RedisPages):
         return [int(cast("str", post_id)) for post_id in found]
 
     async def like(
-        self, user: str, post_id: int, notify: str | None, now: int
+        self, user: str, post_id: int, notify: str | None, now: int, *, user_checked: bool = False
     ) -> Committed[tuple[bool, int]]:
         """Like a post (idempotent); value: (changed?, like count now).
 
         A new like commits a ``like`` notification for ``notify`` (the author), if any,
-        unless ``user`` is in the post's like group already.
+        unless ``user`` is in the post's like group already. ``user_checked``: the caller
+        made sure the user exists (on a cluster, where their profile is elsewhere).
         """
         templates = self._templates()
         if notify is not None:
             templates.add(notified_template(templates, 1, notify, "like", user, post_id, now))
-        return await self._like(templates, user, post_id, 1, notify or "", now)
+        return await self._like(templates, user, post_id, 1, notify or "", now, user_checked)
 
-    async def unlike(self, user: str, post_id: int, now: int) -> Committed[tuple[bool, int]]:
+    async def unlike(
+        self, user: str, post_id: int, now: int, *, user_checked: bool = False
+    ) -> Committed[tuple[bool, int]]:
         """Withdraw a like (idempotent); value: (changed?, like count now)."""
-        return await self._like(self._templates(), user, post_id, -1, "", now)
+        return await self._like(self._templates(), user, post_id, -1, "", now, user_checked)
 
     async def _like(  # noqa: PLR0917 - the script's arguments, in its order
-        self, templates: Templates, user: str, post_id: int, delta: int, notify: str, now: int
+        self,
+        templates: Templates,
+        user: str,
+        post_id: int,
+        delta: int,
+        notify: str,
+        now: int,
+        checked: bool,
     ) -> Committed[tuple[bool, int]]:
         k = self._k
         keys = templates.keys(k.post(post_id), k.post(post_id, "likes"), self._profile_key(user))
-        changed, likes, *flat = await self._set_like(keys, templates.args(user, delta, notify, now))
+        args = templates.args(user, delta, notify, now, int(checked))
+        changed, likes, *flat = await self._set_like(keys, args)
         return Committed((bool(changed), int(likes)), committed_changes(flat))
 
     async def liked_among(self, user: str, post_ids: Sequence[int]) -> set[int]:
