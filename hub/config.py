@@ -38,6 +38,8 @@ class Settings:
     dev: bool = False
     sync: Literal["normal", "full"] = "normal"
     redis_url: str | None = None
+    redis_cluster: bool = False
+    partitions: int = 16
     redis_ca: Path | None = None
     redis_cert: Path | None = None
     redis_key: Path | None = None
@@ -215,6 +217,16 @@ OPTIONS: tuple[Option, ...] = (
         "Redis URL (redis://host:port/db): share one world across nodes (default: embedded)",
         flag_name="redis",
     ),
+    Option(
+        "redis_cluster",
+        "with --redis: the URL names one node of a Redis Cluster (7+; sharded pub/sub)",
+        _parse_bool,
+    ),
+    Option(
+        "partitions",
+        "with --redis-cluster: partitions of a new world (fixed once the first node starts)",
+        _number(int, 1, high=1024),
+    ),
     Option("redis_ca", "with --redis rediss://: PEM file of the CAs to check Redis against", Path),
     Option("redis_cert", "with --redis rediss://: PEM client certificate (with --redis-key)", Path),
     Option("redis_key", "with --redis rediss://: PEM private key of --redis-cert", Path),
@@ -308,6 +320,10 @@ def settings_from_args(
         raise SystemExit("hubbub: --tls-cert and --tls-key go together: give both or neither")
     if "redis_url" not in values and {"redis_ca", "redis_cert", "redis_key"} & set(values):
         raise SystemExit("hubbub: --redis-ca, --redis-cert and --redis-key need --redis")
+    if "redis_url" not in values and values.get("redis_cluster"):
+        raise SystemExit("hubbub: --redis-cluster needs --redis URL (any node of the cluster)")
+    if not values.get("redis_cluster") and "partitions" in values:
+        raise SystemExit("hubbub: --partitions needs --redis-cluster (one Redis has one)")
     known = {f.name for f in fields(Settings)}
     settings = Settings(**{k: v for k, v in values.items() if k in known})
     if settings.retention_max_seconds < settings.retention_seconds:

@@ -29,13 +29,14 @@ import contextlib
 import logging
 import ssl
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import NegotiationError
 from websockets.typing import Subprotocol
 
 from hub.backends.base import BackendUnavailable, BusGap, BusMessage, FollowChange
-from hub.backends.bundle import Backends, open_embedded, open_redis
+from hub.backends.bundle import Backends, open_embedded, open_redis, open_redis_cluster
 from hub.backends.limits import UserQuotas
 from hub.backends.memory import MemoryBus
 from hub.background import Background, stop_task
@@ -169,18 +170,22 @@ class Node:
         secret = resolve_secret(settings.secret, settings.data_dir)
         tls = server_context(settings.tls_cert, settings.tls_key)
         if settings.redis_url:
-            backends = await open_redis(
-                redis_url_with_tls(
-                    settings.redis_url, settings.redis_ca, settings.redis_cert, settings.redis_key
-                ),
-                route_keys=route_keys,
-                retention_seconds=settings.retention_seconds,
-                retention_per_log=settings.retention_per_log,
-                retention_max_seconds=settings.retention_max_seconds,
-                fanout_limit=settings.fanout_limit,
-                presence_ttl=settings.presence_ttl,
-                quotas=user_quotas(settings),
+            url = redis_url_with_tls(
+                settings.redis_url, settings.redis_ca, settings.redis_cert, settings.redis_key
             )
+            shared: dict[str, Any] = {
+                "route_keys": route_keys,
+                "retention_seconds": settings.retention_seconds,
+                "retention_per_log": settings.retention_per_log,
+                "retention_max_seconds": settings.retention_max_seconds,
+                "fanout_limit": settings.fanout_limit,
+                "presence_ttl": settings.presence_ttl,
+                "quotas": user_quotas(settings),
+            }
+            if settings.redis_cluster:
+                backends = await open_redis_cluster(url, partitions=settings.partitions, **shared)
+            else:
+                backends = await open_redis(url, **shared)
         else:
             backends = await open_embedded(
                 settings.data_dir,

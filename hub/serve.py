@@ -55,7 +55,8 @@ async def _serve(args: argparse.Namespace) -> None:
         raise SystemExit(f"hubbub: {exc}") from None
     base = f"{settings.host}:{node.port}"
     store = (
-        f"Redis at {settings.redis_url.rsplit('@', 1)[-1]}"  # never print a password
+        f"Redis{' Cluster' if settings.redis_cluster else ''} at"
+        f" {settings.redis_url.rsplit('@', 1)[-1]}"  # never print a password
         if settings.redis_url
         else f"data in {settings.data_dir.resolve()}"
     )

@@ -12,8 +12,12 @@ from hub.backends.base import BackendUnavailable, Bus, ChangeLog, Presence, Rout
 from hub.backends.limits import MemoryUserLimits, UserLimits, UserQuotas
 from hub.backends.memory import MemoryBus, MemoryPresence
 from hub.backends.sqlite import SqliteBackend
+from hub.records import Change
 
-__all__ = ["Backends", "open_embedded", "open_redis"]
+__all__ = ["DEFAULT_PARTITIONS", "Backends", "open_embedded", "open_redis", "open_redis_cluster"]
+
+DEFAULT_PARTITIONS = 16
+"""Partitions of a new deployment on Redis Cluster (docs/cluster.md 1)."""
 
 
 def _always() -> bool:
@@ -135,6 +139,97 @@ async def open_redis(
         interval=presence_ttl / 3,
     )
     probe = RedisProbe(url, on_recovery=presence.wake)
+
+    async def release() -> None:
+        await probe.close()
+        await _close_clients(client, writer, renewer)
+
+    close = await _started(bus, presence, limits, release)
+    probe.start()
+
+    def healthy() -> bool:
+        return probe.ok and bus.connected
+
+    return Backends(store, changelog, bus, presence, close, healthy, limits)
+
+
+async def open_redis_cluster(
+    url: str,
+    *,
+    route_keys: RouteKeys,
+    retention_seconds: float,
+    retention_per_log: int,
+    fanout_limit: int,
+    presence_ttl: float,
+    partitions: int = DEFAULT_PARTITIONS,
+    namespace: str | None = None,
+    retention_max_seconds: float = 86_400,
+    quotas: UserQuotas | None = None,
+) -> Backends:
+    """Everything on the Redis Cluster that ``url`` names a node of, in ``partitions``
+    partitions (docs/cluster.md), shared with every node using the same cluster.
+
+    The options mean what they mean for :func:`open_redis`. The partition count is fixed
+    when the first node opens the deployment: a node given another count is refused with
+    ValueError. ``healthy()`` is False while any partition's master is unreachable (its
+    bus subscriber is down): live delivery waits for that partition (section 5).
+    """
+    from hub.backends.partitions import NumberClock, Partitions  # noqa: PLC0415 - cluster only
+    from hub.backends.redis_cluster_bus import ClusterBus  # noqa: PLC0415
+    from hub.backends.redis_cluster_changelog import ClusterChangeLog  # noqa: PLC0415
+    from hub.backends.redis_cluster_presence import (  # noqa: PLC0415
+        ClusterPresence,
+        ClusterUserLimits,
+    )
+    from hub.backends.redis_cluster_store import ClusterStore  # noqa: PLC0415
+    from hub.backends.redis_link import DEFAULT_NAMESPACE, connect_cluster  # noqa: PLC0415
+
+    ns = namespace or DEFAULT_NAMESPACE
+    try:
+        client = connect_cluster(url)
+    except ValueError as exc:
+        raise ValueError(f"bad Redis URL {url!r}: {exc}; e.g. redis://127.0.0.1:7000/0") from exc
+    writer = connect_cluster(url, retries=0)  # write scripts: never sent twice
+    try:
+        await _agree_on_partitions(client, writer, ns, partitions)
+    except BaseException as exc:
+        await _close_clients(client, writer)
+        if isinstance(exc, BackendUnavailable):
+            raise BackendUnavailable(
+                f"cannot reach the Redis Cluster at {url}: is it running? ({exc})"
+            ) from exc
+        raise
+    parts = Partitions(partitions, ns)
+    clock = NumberClock()  # writes number above what this node saw (docs/cluster.md 2)
+    store = ClusterStore(client, writer, parts, fanout_limit, route_keys, clock=clock)
+    changelog = ClusterChangeLog(
+        writer,
+        parts,
+        route_keys,
+        retention_seconds=retention_seconds,
+        retention_per_log=retention_per_log,
+        retention_max_seconds=retention_max_seconds,
+    )
+    bus = ClusterBus(client, parts)
+    bus.subscribe(lambda message: clock.saw(message.seq) if isinstance(message, Change) else None)
+    presence = ClusterPresence(client, writer, parts, presence_ttl)
+    limits = ClusterUserLimits(
+        writer, parts, quotas or UserQuotas(), node_id=presence.node_id, interval=presence_ttl / 3
+    )
+    close = await _started(bus, presence, limits, lambda: _close_clients(client, writer))
+
+    def healthy() -> bool:
+        return bus.connected
+
+    return Backends(store, changelog, bus, presence, close, healthy, limits)
+
+
+async def _started(
+    bus: Any, presence: Any, limits: Any, release: Callable[[], Awaitable[None]]
+) -> Callable[[], Awaitable[None]]:
+    """Start the bus, the presence heartbeat (publishing on the bus) and the limits, once
+    the bus has subscribed; return how to close them all, then ``release`` the rest (the
+    clients). If the start fails, everything is closed and released, and it raises."""
     bus.start()
     try:
         await presence.start(bus.publish)
@@ -143,23 +238,33 @@ async def open_redis(
     except BaseException:
         await presence.close()
         await bus.close()
-        await probe.close()
-        await _close_clients(client, writer, renewer)
+        await release()
         raise
-    probe.start()
     limits.start()
 
     async def close() -> None:
-        await probe.close()
         await limits.close()
         await presence.close()
         await bus.close()
-        await _close_clients(client, writer, renewer)
+        await release()
 
-    def healthy() -> bool:
-        return probe.ok and bus.connected
+    return close
 
-    return Backends(store, changelog, bus, presence, close, healthy, limits)
+
+async def _agree_on_partitions(client: Any, writer: Any, ns: str, partitions: int) -> None:
+    """Record the deployment's partition count on first use; refuse another one."""
+    from hub.backends.redis_link import translated  # noqa: PLC0415
+
+    await translated(client.initialize)()
+    await translated(writer.initialize)()
+    key = f"{ns}partitions"
+    await translated(writer.set)(key, partitions, nx=True)
+    recorded = int(await translated(client.get)(key))
+    if recorded != partitions:
+        raise ValueError(
+            f"this cluster's world has {recorded} partitions: start every node with"
+            f" --partitions {recorded} (the count is fixed when a deployment is created)"
+        )
 
 
 async def _close_clients(*clients: Any) -> None:

@@ -67,11 +67,13 @@ class PartitionMerge(Generic[T]):
         self._highest = max(self._highest, number)
         return self._release()
 
-    def follows(self, part: int, item: T) -> list[T]:
+    def follows(self, part: int, item: T, after: int = 0) -> list[T]:
         """A message without a number of its own (a follow, a relation) arrived from
-        ``part``: it is released right after the last change heard from ``part``."""
+        ``part``: it is released right after the last change heard from ``part``, and
+        after every change numbered up to ``after`` (a follow made after a change of
+        another partition, its notification, comes after it)."""
         self._check(part)
-        number = self._marks[part]
+        number = max(self._marks[part], after)
         if number <= min(self._marks) and not self._held:
             return [item]
         heapq.heappush(self._held, (number, next(self._order), item))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from hub.names import DevicesKey, FollowersKey, RouteKey, StreamKind
 
-__all__ = ["NUMBERING_LUA", "Partitions", "close_to", "next_number"]
+__all__ = ["NUMBERING_LUA", "NumberClock", "Partitions", "close_to", "next_number"]
 
 
 def _at_or_above(target: int, part: int, count: int) -> int:
@@ -120,3 +120,21 @@ class Partitions:
     def tick_channel(self, part: int) -> str:
         """The shard channel partition ``part`` publishes its closed counter on."""
         return self.key(part, "c:_tick")
+
+
+class NumberClock:
+    """The highest change number this node has seen (a Lamport clock over partitions).
+
+    The node's writes number above it (their *floor*): a change a client saw, or that the
+    node itself committed, comes before everything written after it, whichever partition
+    holds it, and the partitions' numbers stay roughly in step with time, so that ids
+    ordered by number are ordered by when they were written (docs/cluster.md 2)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def saw(self, number: int) -> None:
+        """A change numbered ``number`` was committed or heard."""
+        self.value = max(self.value, number)

@@ -34,10 +34,11 @@ returns each appended change's sequence number and published body, from which
 
 Calling convention: ``KEYS[1..3]`` are ``seq:change``, ``log:posts`` and ``logs``
 (:meth:`Templates.keys`), the write's own keys follow; ``ARGV[1]`` is the namespace and
-``ARGV[2]`` the index in ARGV where the changes section starts: the partition and the
-partition count (``numbered(key)`` numbers any counter of the script that way, and
-``post_here(id)`` tells whether a post lives in the script's partition), then the
-changes (:meth:`Templates.args` builds both ends around the write's own arguments).
+``ARGV[2]`` the index in ARGV where the changes section starts: the partition, the
+partition count and a floor (``numbered(key)`` numbers any counter of the script that way,
+above the floor, and ``post_here(id)`` tells whether a post lives in the script's
+partition), then the changes (:meth:`Templates.args` builds both ends around the write's
+own arguments).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ local vals = {}
 local function user_key(user, what) return ns .. '{u:' .. user .. '}:' .. what end
 local function numbered(key)
   local at = tonumber(ARGV[2])
-  return next_number(key, tonumber(ARGV[at]), tonumber(ARGV[at + 1]), 0)
+  return next_number(key, tonumber(ARGV[at]), tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2]))
 end
 local function post_here(id)
   local at = tonumber(ARGV[2])
@@ -80,7 +81,7 @@ local function post_here(id)
 end
 local function append_changes()
   local out = {}
-  local i = tonumber(ARGV[2]) + 2
+  local i = tonumber(ARGV[2]) + 3
   local count = tonumber(ARGV[i])
   i = i + 1
   for _ = 1, count do
@@ -188,11 +189,20 @@ class Templates:
     """Builds the changes section of one write script's arguments."""
 
     def __init__(
-        self, keys: Keys, route_keys: RouteKeys, part: int = 0, partitions: int = 1
+        self,
+        keys: Keys,
+        route_keys: RouteKeys,
+        part: int = 0,
+        partitions: int = 1,
+        *,
+        floor: int = 0,
     ) -> None:
+        """``part`` of ``partitions``: where the script numbers; ``floor``: every number
+        it hands out is above it (a step of a write spanning partitions numbers above the
+        step before it)."""
         self._k = keys
         self._route_keys = route_keys
-        self._numbering = [part, partitions]
+        self._numbering = [part, partitions, floor]
         self._holes: dict[str, str] = {}
         self._changes: list[NewChange] = []
 
@@ -222,7 +232,8 @@ class Templates:
 
     def args(self, *own: Any) -> list[Any]:
         """ARGV of the script: namespace, where the changes start, ``own``, then the
-        partition and the partition count the script numbers in, and the changes."""
+        partition, the partition count and the floor the script numbers with, and the
+        changes."""
         section: list[Any] = [*self._numbering, len(self._changes)]
         pattern = re.compile("(" + "|".join(self._holes) + ")") if self._holes else None
         for new in self._changes:

@@ -15,7 +15,8 @@ Each partition's messages arrive in that partition's order; a
 waits until every partition has been heard at or above its number, and the bus asks quiet
 partitions for a tick (``close``, :class:`~hub.backends.redis_partitions.PartitionCounters`)
 as the merge wants, retrying after a backoff while a partition does not answer. Follow and
-relation messages keep their place after the last change of their partition; presence is
+relation messages keep their place after the last change of their partition (a follow
+also after the number it carries: its other half's partition's head); presence is
 ephemeral and handed on at once.
 
 When a partition's subscriber reconnects, the handlers get
@@ -36,7 +37,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
-from hub.backends.base import BusGap, BusHandler, BusMessage
+from hub.backends.base import BusGap, BusHandler, BusMessage, FollowChange
 from hub.backends.partition_merge import PartitionMerge
 from hub.backends.partitions import Partitions
 from hub.backends.redis_bus import Handlers, PresenceSender, bus_message, presence_payload
@@ -171,6 +172,8 @@ class ClusterBus:
                 self._hand_on(self._merge.heard(message.seq, message))
             elif isinstance(message, PresenceChange):
                 self._handlers.dispatch(message)
+            elif isinstance(message, FollowChange):
+                self._hand_on(self._merge.follows(part, message, message.after))
             else:
                 self._hand_on(self._merge.follows(part, message))
 

@@ -12,7 +12,8 @@ per partition and answers for all of them:
   confirmed splits the world into "in the replay" and "delivered live".
 - :meth:`read_since` asks every partition for the part of the interest that lives there
   (the followed authors of that partition; the streams everywhere) and merges the answers
-  by number. It is None when any partition's answer is (pruned, too much to examine), when
+  by number, each partition examining at most ``max_examined`` entries. It is None when any
+  partition's answer is (pruned, too much to examine), when
   the merged answer is over the limit, or when the cursor is beyond the head.
 - :meth:`append` appends a change in the partition of its log's owner; :meth:`prune` and
   :meth:`scrub_mark` add up over the partitions.
@@ -68,24 +69,41 @@ class ClusterChangeLog:
             )
             for part in range(partitions.count)
         ]
+        self.partitions = partitions
+        """The partition map this change log reads and writes."""
         self.examined = 0
         """Stream entries the last finished :meth:`read_since` examined, all partitions."""
+
+    @property
+    def max_examined(self) -> int:
+        """The cap on stream entries one :meth:`read_since` examines *in each partition*
+        (``base.MAX_EXAMINED`` by default): the partitions read in parallel, each on its
+        master, so a read examines at most ``count * (cap + 1)`` entries in all."""
+        return self._logs[0].max_examined
+
+    @max_examined.setter
+    def max_examined(self, cap: int) -> None:
+        for log in self._logs:
+            log.max_examined = cap
 
     def _of_log(self, log: str) -> int:
         return self._parts.of_user(LogName.parse(log).owner)
 
     async def append(self, changes: Sequence[NewChange]) -> list[Change]:
         """Append ``changes`` in order, each in its log owner's partition (one script per
-        run of changes of one partition)."""
+        run of changes of one partition, the partition closed up to the number before it
+        first, so that the numbers increase in the order given)."""
         out: list[Change] = []
         run: list[NewChange] = []
-        for change in changes:
-            if run and self._of_log(run[0].log) != self._of_log(change.log):
-                out += await self._logs[self._of_log(run[0].log)].append(run)
+        for change in [*changes, None]:
+            if run and (change is None or self._of_log(run[0].log) != self._of_log(change.log)):
+                part = self._of_log(run[0].log)
+                if out:  # numbered above what this call numbered so far
+                    await self._counters.close(part, out[-1].seq)
+                out += await self._logs[part].append(run)
                 run = []
-            run.append(change)
-        if run:
-            out += await self._logs[self._of_log(run[0].log)].append(run)
+            if change is not None:
+                run.append(change)
         return out
 
     async def head(self) -> int:

@@ -147,6 +147,10 @@ class RedisUserLimits:
         self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
         self._repairer: asyncio.Task[None] | None = None
 
+    def _nodes_key(self, user: str) -> str:
+        """The heartbeat set of the nodes ``user``'s connection counts are checked against."""
+        return self._k.global_("nodes")
+
     def _bucket_keys(self, user: str, count: int) -> list[str]:
         return [self._k.user(user, f"rate:{number}") for number in range(count)]
 
@@ -168,7 +172,7 @@ class RedisUserLimits:
         await self._give_back(self._bucket_keys(user, 2)[1:], [rate, burst])
 
     async def _write(self, user: str, mine: int, most: int) -> bool:
-        keys = [self._k.user(user, "conns"), self._k.global_("nodes")]
+        keys = [self._k.user(user, "conns"), self._nodes_key(user)]
         args = [self._node_id, mine, most, CONNECTIONS_TTL_MS]
         try:
             written = bool(await translated(self._connections)(keys, args))

@@ -72,8 +72,8 @@ from typing import Any, ParamSpec, TypeVar
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import ClusterError, ResponseError, SlotNotCoveredError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hub.backends.base import BackendUnavailable, BlockedWrite, MissingRecord
@@ -90,6 +90,7 @@ __all__ = [
     "Keys",
     "RedisProbe",
     "connect",
+    "connect_cluster",
     "raise_if_cancelled",
     "script_runner",
     "translate_errors",
@@ -104,8 +105,16 @@ DEFAULT_NAMESPACE = "hb:"
 P = ParamSpec("P")
 R = TypeVar("R")
 
-UNAVAILABLE_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
-"""What a Redis that is down or restarting raises (BusyLoadingError is a ConnectionError)."""
+UNAVAILABLE_ERRORS = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    ClusterError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
+"""What a Redis that is down or restarting raises (BusyLoadingError is a ConnectionError),
+and a Redis Cluster during a failover (its slots uncovered, a master down, a migration)."""
 
 
 def raise_if_cancelled() -> None:
@@ -157,6 +166,22 @@ def connect(url: str, *, retries: int = 1, pool_size: int = POOL_SIZE) -> aiored
         health_check_interval=0,
     )
     return aioredis.Redis.from_pool(pool)  # the client owns (and closes) its pool
+
+
+def connect_cluster(url: str, *, retries: int = 1) -> Any:
+    """A ``redis.asyncio.RedisCluster`` for the cluster that ``url`` names one node of,
+    answering str, failing fast (``retries`` quick retries after a connection error;
+    redirections after a failover are followed whatever ``retries`` says). Call
+    ``await client.initialize()`` before use (it reads the slot map)."""
+    from redis.asyncio.cluster import RedisCluster  # noqa: PLC0415 - cluster deployments only
+
+    return RedisCluster.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=5,
+        socket_connect_timeout=2,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries),
+    )
 
 
 class RedisProbe:
@@ -215,6 +240,8 @@ def translated(method: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, 
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await method(*args, **kwargs)
+        except (BackendUnavailable, BlockedWrite, MissingRecord):
+            raise  # translated already (one translated method calling another)
         except UNAVAILABLE_ERRORS as exc:
             raise BackendUnavailable(f"redis unavailable: {exc}") from exc
         except ResponseError as exc:

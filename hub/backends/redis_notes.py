@@ -101,7 +101,7 @@ end
 )
 """Lua of notification groups (see the module docstring); follows ``APPEND_LUA``."""
 
-# ARGV: ns, cutoff (ms), batch
+# KEYS: notes:age (named so that a cluster runs it in its partition). ARGV: ns, cutoff, batch
 _PRUNE_AGE = """
 local doomed = redis.call('ZRANGEBYSCORE', ns .. 'notes:age', '-inf', '(' .. ARGV[2],
                           'LIMIT', 0, tonumber(ARGV[3]))
@@ -112,7 +112,7 @@ end
 return #doomed
 """
 
-# ARGV: ns, user, keep, batch
+# KEYS: notes:added (as above). ARGV: ns, user, keep, batch
 _PRUNE_COUNT = """
 local user, keep, batch = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local doomed = redis.call('ZREVRANGE', user_key(user, 'notes'), keep, keep + batch - 1)
@@ -161,7 +161,9 @@ class NotePruner:
         ns = self._k.ns
         removed = 0
         while True:
-            dropped = int(await self._by_age([], [ns, older_than, PRUNE_BATCH]))
+            dropped = int(
+                await self._by_age([self._k.global_("notes:age")], [ns, older_than, PRUNE_BATCH])
+            )
             removed += dropped
             if dropped < PRUNE_BATCH:
                 break
@@ -169,7 +171,8 @@ class NotePruner:
         while users := await self._r.srandmember(added, PRUNE_BATCH):
             for user in users:
                 while True:
-                    dropped = int(await self._by_count([], [ns, user, keep, PRUNE_BATCH]))
+                    args = [ns, user, keep, PRUNE_BATCH]
+                    dropped = int(await self._by_count([added], args))
                     removed += dropped
                     if dropped < PRUNE_BATCH:
                         break

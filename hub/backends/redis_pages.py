@@ -207,6 +207,14 @@ class RedisPages:
             [self._k.post(post_id, "replies")], before, limit, ascending=True
         )
 
+    async def liked_among(self, user: str, post_ids: Sequence[int]) -> set[int]:
+        """Which of ``post_ids`` ``user`` likes (unknown ids are simply not in the set)."""
+        async with self._r.pipeline(transaction=False) as pipe:
+            for post_id in post_ids:
+                pipe.sismember(self._k.post(post_id, "likes"), user)
+            found = await pipe.execute()
+        return {post_id for post_id, liked in zip(post_ids, found, strict=True) if liked}
+
     async def notifications_page(
         self, user: str, before: str | None, limit: int
     ) -> Page[Notification]:

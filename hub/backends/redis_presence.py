@@ -152,10 +152,12 @@ class RedisPresence:
         ttl: float,
         *,
         renewer: aioredis.Redis | None = None,
+        node_id: str | None = None,
     ) -> None:
         """``renewer``, when given, is a client of its own for the renewals, so that
-        they never queue behind a burst of session commands in the shared pool."""
-        self.node_id = uuid.uuid4().hex[:16]
+        they never queue behind a burst of session commands in the shared pool;
+        ``node_id`` names this node (a fresh random id by default)."""
+        self.node_id = node_id or uuid.uuid4().hex[:16]
         self.ttl = ttl
         self.healthy = False
         """Whether the last heartbeat reached Redis."""

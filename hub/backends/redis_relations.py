@@ -7,13 +7,14 @@ channel of each user, each copy for that user's sessions (a mute only on the mut
 the muted user's nodes need nothing, and nothing may tell the muted user), and a block
 ends the follows between the two users and publishes their follow updates
 (``{"t": "f", ...}``) in the same script, so every node refiles the sessions concerned
-(``redis_bus``).
+(``redis_bus``). On a cluster each write runs as two halves, each in its user's
+partition (:data:`Side`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import redis.asyncio as aioredis
 
@@ -22,81 +23,107 @@ from hub.backends.redis_link import Keys, script_runner, translate_errors
 from hub.names import DevicesKey
 from hub.records import Barriers, Committed, Page, Relation, RelationKind, Relations
 
-__all__ = ["BLOCKS_LUA", "RedisRelations"]
+__all__ = ["BLOCKS_LUA", "RedisRelations", "RelationReads", "Side"]
 
 _NO_BOUND = 2**63 - 1
 
-_USERS_EXIST = """
-if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[2]) == 0 then
-  return redis.error_reply('MISSING no user ' .. ARGV[1] .. ' or ' .. ARGV[2])
+# Each script does the actor's half, the target's half, or both (ARGV[1] 'actor', 'target'
+# or 'both'): on one Redis both in one script; on a cluster each half in its user's
+# partition, whose keys the caller names for both halves (the other half's go unused).
+_SIDES = """
+local side = ARGV[1]
+local mine, theirs = side ~= 'target', side ~= 'actor'
+local actor, target = ARGV[2], ARGV[3]
+local function relation(channel, kind, on, to, extra)
+  redis.call('PUBLISH', channel, '{"t":"r","actor":"' .. actor .. '","target":"' .. target ..
+             '","kind":"' .. kind .. '","on":' .. on .. extra .. ',"to":"' .. to .. '"}')
+end
+local function must_exist(profile, user)
+  if redis.call('EXISTS', profile) == 0 then
+    return redis.error_reply('MISSING no user ' .. user)
+  end
 end
 """
 
 # KEYS: A profile, T profile, seq:relation, seq:change, A blocks, T blocked_by,
-#       A following, A followers, T following, T followers. ARGV: A, T, A channel, T channel
+#       A following, A followers, T following, T followers.
+# ARGV: side, A, T, A channel, T channel
 _BLOCK = (
-    _USERS_EXIST
+    _SIDES
     + """
-if redis.call('ZSCORE', KEYS[5], ARGV[2]) then return 0 end
-redis.call('ZADD', KEYS[5], redis.call('INCR', KEYS[3]), ARGV[2])
-redis.call('SADD', KEYS[6], ARGV[1])
+local missing = mine and must_exist(KEYS[1], actor) or theirs and must_exist(KEYS[2], target)
+if missing then return missing end
+if mine and redis.call('ZSCORE', KEYS[5], target) then return 0 end
+if not mine and redis.call('SISMEMBER', KEYS[6], actor) == 1 then return 0 end
 local head = redis.call('GET', KEYS[4]) or '0'
-local function unfollow(following, followers, from, to, from_profile, to_profile, channel)
-  if redis.call('ZREM', following, to) == 0 then return end
-  redis.call('ZREM', followers, from)
-  redis.call('HINCRBY', from_profile, 'following', -1)
-  redis.call('HINCRBY', to_profile, 'followers', -1)
-  redis.call('PUBLISH', channel, '{"t":"f","follower":"' .. from .. '","followee":"' ..
-             to .. '","on":false,"after":' .. head .. '}')
+local function cut_follows(me, other, profile, following, followers, channel)
+  if redis.call('ZREM', following, other) == 1 then
+    redis.call('HINCRBY', profile, 'following', -1)
+    redis.call('PUBLISH', channel, '{"t":"f","follower":"' .. me .. '","followee":"' ..
+               other .. '","on":false,"after":' .. head .. '}')
+  end
+  if redis.call('ZREM', followers, other) == 1 then
+    redis.call('HINCRBY', profile, 'followers', -1)
+  end
 end
-unfollow(KEYS[7], KEYS[10], ARGV[1], ARGV[2], KEYS[1], KEYS[2], ARGV[3])
-unfollow(KEYS[9], KEYS[8], ARGV[2], ARGV[1], KEYS[2], KEYS[1], ARGV[4])
-local message = '{"t":"r","actor":"' .. ARGV[1] .. '","target":"' .. ARGV[2] ..
-                '","kind":"block","on":true,"to":"'
-redis.call('PUBLISH', ARGV[3], message .. ARGV[1] .. '"}')
-redis.call('PUBLISH', ARGV[4], message .. ARGV[2] .. '"}')
+if mine then
+  redis.call('ZADD', KEYS[5], redis.call('INCR', KEYS[3]), target)
+  cut_follows(actor, target, KEYS[1], KEYS[7], KEYS[8], ARGV[4])
+end
+if theirs then
+  redis.call('SADD', KEYS[6], actor)
+  cut_follows(target, actor, KEYS[2], KEYS[9], KEYS[10], ARGV[5])
+end
+if mine then relation(ARGV[4], 'block', 'true', actor, '') end
+if theirs then relation(ARGV[5], 'block', 'true', target, '') end
 return 1
 """
 )
 
-# KEYS: A blocks, T blocked_by. ARGV: A, T, A channel, T channel
-_UNBLOCK = """
-if redis.call('ZREM', KEYS[1], ARGV[2]) == 0 then return 0 end
-redis.call('SREM', KEYS[2], ARGV[1])
-local message = '{"t":"r","actor":"' .. ARGV[1] .. '","target":"' .. ARGV[2] ..
-                '","kind":"block","on":false,"to":"'
-redis.call('PUBLISH', ARGV[3], message .. ARGV[1] .. '"}')
-redis.call('PUBLISH', ARGV[4], message .. ARGV[2] .. '"}')
+# KEYS: A blocks, T blocked_by. ARGV: side, A, T, A channel, T channel
+_UNBLOCK = (
+    _SIDES
+    + """
+local was = mine and redis.call('ZREM', KEYS[1], target) or 0
+local seen = theirs and redis.call('SREM', KEYS[2], actor) or 0
+if mine and was == 0 or not mine and seen == 0 then return 0 end
+if mine then relation(ARGV[4], 'block', 'false', actor, '') end
+if theirs then relation(ARGV[5], 'block', 'false', target, '') end
 return 1
 """
+)
 
 # KEYS: A profile, T profile, seq:relation, A mutes, A mute_until, T muted_by, mutes:ends.
-# ARGV: A, T, A channel, until ('' for none)
+# ARGV: side, A, T, A channel, until ('' for none)
 _MUTE = (
-    _USERS_EXIST
+    _SIDES
     + """
-redis.call('ZADD', KEYS[4], redis.call('INCR', KEYS[3]), ARGV[2])
-redis.call('HSET', KEYS[5], ARGV[2], ARGV[4])
-redis.call('HSET', KEYS[6], ARGV[1], ARGV[4])
-if ARGV[4] == '' then redis.call('ZREM', KEYS[7], ARGV[1] .. ' ' .. ARGV[2])
-else redis.call('ZADD', KEYS[7], ARGV[4], ARGV[1] .. ' ' .. ARGV[2]) end
-local ends = ARGV[4] == '' and 'null' or ARGV[4]
-redis.call('PUBLISH', ARGV[3], '{"t":"r","actor":"' .. ARGV[1] .. '","target":"' ..
-           ARGV[2] .. '","kind":"mute","on":true,"until":' .. ends .. ',"to":"' .. ARGV[1] .. '"}')
+local missing = mine and must_exist(KEYS[1], actor) or theirs and must_exist(KEYS[2], target)
+if missing then return missing end
+if theirs then redis.call('HSET', KEYS[6], actor, ARGV[5]) end
+if not mine then return 1 end
+redis.call('ZADD', KEYS[4], redis.call('INCR', KEYS[3]), target)
+redis.call('HSET', KEYS[5], target, ARGV[5])
+if ARGV[5] == '' then redis.call('ZREM', KEYS[7], actor .. ' ' .. target)
+else redis.call('ZADD', KEYS[7], ARGV[5], actor .. ' ' .. target) end
+relation(ARGV[4], 'mute', 'true', actor, ',"until":' .. (ARGV[5] == '' and 'null' or ARGV[5]))
 return 1
 """
 )
 
-# KEYS: A mutes, A mute_until, T muted_by, mutes:ends. ARGV: A, T, A channel
-_UNMUTE = """
-if redis.call('ZREM', KEYS[1], ARGV[2]) == 0 then return 0 end
-redis.call('HDEL', KEYS[2], ARGV[2])
-redis.call('HDEL', KEYS[3], ARGV[1])
-redis.call('ZREM', KEYS[4], ARGV[1] .. ' ' .. ARGV[2])
-redis.call('PUBLISH', ARGV[3], '{"t":"r","actor":"' .. ARGV[1] .. '","target":"' ..
-           ARGV[2] .. '","kind":"mute","on":false,"to":"' .. ARGV[1] .. '"}')
+# KEYS: A mutes, A mute_until, T muted_by, mutes:ends. ARGV: side, A, T, A channel
+_UNMUTE = (
+    _SIDES
+    + """
+if theirs then redis.call('HDEL', KEYS[3], actor) end
+if not mine then return 1 end
+if redis.call('ZREM', KEYS[1], target) == 0 then return 0 end
+redis.call('HDEL', KEYS[2], target)
+redis.call('ZREM', KEYS[4], actor .. ' ' .. target)
+relation(ARGV[4], 'mute', 'false', actor, '')
 return 1
 """
+)
 
 BLOCKS_LUA = """
 local function refuse_if_blocked(user, other)
@@ -111,7 +138,9 @@ end
 the two users, else nil. A follow, reply or like checks it in its own script, so that a
 block committed after the domain's check still stops it."""
 
-# KEYS: mutes:ends. ARGV: ns, now, most. Deletes the mutes that ran out by now.
+# KEYS: mutes:ends. ARGV: ns, now, most, side ('both', or 'actor': the muted users'
+# ``muted_by`` entries are the caller's to delete). Deletes the mutes that ran out by now
+# and returns them ("muter muted" each).
 _PRUNE_MUTES = """
 local function key(user, what) return ARGV[1] .. '{u:' .. user .. '}:' .. what end
 local ends = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])
@@ -119,10 +148,10 @@ for _, pair in ipairs(ends) do
   local muter, muted = string.match(pair, '^(%S+) (%S+)$')
   redis.call('ZREM', key(muter, 'mutes'), muted)
   redis.call('HDEL', key(muter, 'mute_until'), muted)
-  redis.call('HDEL', key(muted, 'muted_by'), muter)
+  if ARGV[4] == 'both' then redis.call('HDEL', key(muted, 'muted_by'), muter) end
   redis.call('ZREM', KEYS[1], pair)
 end
-return #ends
+return ends
 """
 
 _PRUNE_BATCH = 500
@@ -139,74 +168,17 @@ def _active(until: int | None, now: int) -> bool:
     return until is None or until > now
 
 
+Side = Literal["both", "actor", "target"]
+"""Which half of a relation write a script does (see the scripts above)."""
+
+
 @translate_errors
-class RedisRelations:
-    """Block and mute writes and reads of the Redis store."""
+class RelationReads:
+    """Block and mute reads of the Redis store (any :class:`Keys`: one Redis's, or the
+    routed keys of a cluster)."""
 
     _r: aioredis.Redis
     _k: Keys
-
-    def _relation_scripts(self, writer: aioredis.Redis, *, sharded: bool) -> None:
-        """Register the write scripts on ``writer`` (called by the store's constructor;
-        ``sharded``: they publish on shard channels)."""
-        self._block_script = script_runner(writer, _BLOCK, sharded=sharded)
-        self._unblock_script = script_runner(writer, _UNBLOCK, sharded=sharded)
-        self._mute_script = script_runner(writer, _MUTE, sharded=sharded)
-        self._unmute_script = script_runner(writer, _UNMUTE, sharded=sharded)
-        self._prune_mutes_script = script_runner(writer, _PRUNE_MUTES, sharded=sharded)
-
-    def _channel(self, user: str) -> str:
-        return self._k.channel(DevicesKey(user))
-
-    async def block(self, blocker: str, target: str, now: int) -> Committed[bool]:
-        """Make ``blocker`` block ``target``, ending the follows between them."""
-        k = self._k
-        keys = [
-            k.user(blocker, "profile"), k.user(target, "profile"),
-            k.global_("seq:relation"), k.global_("seq:change"),
-            k.user(blocker, "blocks"), k.user(target, "blocked_by"),
-            k.user(blocker, "following"), k.user(blocker, "followers"),
-            k.user(target, "following"), k.user(target, "followers"),
-        ]  # fmt: skip
-        args = [blocker, target, self._channel(blocker), self._channel(target)]
-        return Committed(bool(await self._block_script(keys, args)))
-
-    async def unblock(self, blocker: str, target: str) -> Committed[bool]:
-        """Lift a block."""
-        keys = [self._k.user(blocker, "blocks"), self._k.user(target, "blocked_by")]
-        args = [blocker, target, self._channel(blocker), self._channel(target)]
-        return Committed(bool(await self._unblock_script(keys, args)))
-
-    async def mute(self, muter: str, target: str, until: int | None, now: int) -> Committed[bool]:
-        """Mute ``target`` for ``muter`` until ``until`` (None: until unmuted)."""
-        k = self._k
-        keys = [
-            k.user(muter, "profile"), k.user(target, "profile"), k.global_("seq:relation"),
-            k.user(muter, "mutes"), k.user(muter, "mute_until"), k.user(target, "muted_by"),
-            k.global_("mutes:ends"),
-        ]  # fmt: skip
-        args = [muter, target, self._channel(muter), "" if until is None else until]
-        return Committed(bool(await self._mute_script(keys, args)))
-
-    async def unmute(self, muter: str, target: str) -> Committed[bool]:
-        """Lift a mute."""
-        k = self._k
-        keys = [
-            k.user(muter, "mutes"), k.user(muter, "mute_until"), k.user(target, "muted_by"),
-            k.global_("mutes:ends"),
-        ]  # fmt: skip
-        args = [muter, target, self._channel(muter)]
-        return Committed(bool(await self._unmute_script(keys, args)))
-
-    async def prune_mutes(self, now: int) -> int:
-        """Delete the mutes that ran out at or before ``now``; return how many."""
-        removed = 0
-        while True:
-            keys = [self._k.global_("mutes:ends")]
-            batch = int(await self._prune_mutes_script(keys, [self._k.ns, now, _PRUNE_BATCH]))
-            removed += batch
-            if batch < _PRUNE_BATCH:
-                return removed
 
     async def relations(self, user: str, now: int) -> Relations:
         """Whom ``user`` blocked, who blocked them, and their mutes in effect at ``now``."""
@@ -266,3 +238,86 @@ class RedisRelations:
                 if _active(_until(end), now)
             ]
         return Page(tuple(items), str(int(rows[-1][1])) if more and rows else None)
+
+
+@translate_errors
+class RedisRelations(RelationReads):
+    """Block and mute writes (and reads) of the Redis store.
+
+    Each write takes ``side``: ``"both"`` on one Redis; on a cluster the caller runs the
+    ``"actor"`` half in the actor's partition and the ``"target"`` half in the target's
+    (docs/cluster.md 4); the value is the actor half's answer (for ``"target"`` alone:
+    whether that half changed anything).
+    """
+
+    def _relation_scripts(self, writer: aioredis.Redis, *, sharded: bool) -> None:
+        """Register the write scripts on ``writer`` (called by the store's constructor;
+        ``sharded``: they publish on shard channels)."""
+        self._block_script = script_runner(writer, _BLOCK, sharded=sharded)
+        self._unblock_script = script_runner(writer, _UNBLOCK, sharded=sharded)
+        self._mute_script = script_runner(writer, _MUTE, sharded=sharded)
+        self._unmute_script = script_runner(writer, _UNMUTE, sharded=sharded)
+        self._prune_mutes_script = script_runner(writer, _PRUNE_MUTES, sharded=sharded)
+
+    def _channel(self, user: str) -> str:
+        return self._k.channel(DevicesKey(user))
+
+    async def block(
+        self, blocker: str, target: str, now: int, *, side: Side = "both"
+    ) -> Committed[bool]:
+        """Make ``blocker`` block ``target``, ending the follows between them."""
+        k = self._k
+        keys = [
+            k.user(blocker, "profile"), k.user(target, "profile"),
+            k.global_("seq:relation"), k.global_("seq:change"),
+            k.user(blocker, "blocks"), k.user(target, "blocked_by"),
+            k.user(blocker, "following"), k.user(blocker, "followers"),
+            k.user(target, "following"), k.user(target, "followers"),
+        ]  # fmt: skip
+        args = [side, blocker, target, self._channel(blocker), self._channel(target)]
+        return Committed(bool(await self._block_script(keys, args)))
+
+    async def unblock(self, blocker: str, target: str, *, side: Side = "both") -> Committed[bool]:
+        """Lift a block."""
+        keys = [self._k.user(blocker, "blocks"), self._k.user(target, "blocked_by")]
+        args = [side, blocker, target, self._channel(blocker), self._channel(target)]
+        return Committed(bool(await self._unblock_script(keys, args)))
+
+    async def mute(
+        self, muter: str, target: str, until: int | None, now: int, *, side: Side = "both"
+    ) -> Committed[bool]:
+        """Mute ``target`` for ``muter`` until ``until`` (None: until unmuted)."""
+        k = self._k
+        keys = [
+            k.user(muter, "profile"), k.user(target, "profile"), k.global_("seq:relation"),
+            k.user(muter, "mutes"), k.user(muter, "mute_until"), k.user(target, "muted_by"),
+            k.global_("mutes:ends"),
+        ]  # fmt: skip
+        args = [side, muter, target, self._channel(muter), "" if until is None else until]
+        return Committed(bool(await self._mute_script(keys, args)))
+
+    async def unmute(self, muter: str, target: str, *, side: Side = "both") -> Committed[bool]:
+        """Lift a mute."""
+        k = self._k
+        keys = [
+            k.user(muter, "mutes"), k.user(muter, "mute_until"), k.user(target, "muted_by"),
+            k.global_("mutes:ends"),
+        ]  # fmt: skip
+        args = [side, muter, target, self._channel(muter)]
+        return Committed(bool(await self._unmute_script(keys, args)))
+
+    async def prune_mutes(self, now: int) -> int:
+        """Delete the mutes that ran out at or before ``now``; return how many."""
+        return len(await self.pruned_mutes(now, side="both"))
+
+    async def pruned_mutes(self, now: int, *, side: Literal["both", "actor"]) -> list[str]:
+        """Delete the mutes that ran out at or before ``now``; return them ("muter muted"
+        each). ``side`` ``"actor"`` leaves the muted users' ``muted_by`` entries to the
+        caller (on a cluster they are in other partitions)."""
+        removed: list[str] = []
+        while True:
+            args = [self._k.ns, now, _PRUNE_BATCH, side]
+            batch = await self._prune_mutes_script([self._k.global_("mutes:ends")], args)
+            removed.extend(batch)
+            if len(batch) < _PRUNE_BATCH:
+                return removed

@@ -29,18 +29,17 @@ FEED_CAP = 1000
 # KEYS: (change log), parent post, parent replies. ARGV: ns, (changes at), reply id, +1/-1
 _REPLIED = """
 if redis.call('EXISTS', KEYS[4]) == 0 then return {0} end
+local moved
+if ARGV[4] == '1' then moved = redis.call('ZADD', KEYS[5], ARGV[3], ARGV[3])
+else moved = redis.call('ZREM', KEYS[5], ARGV[3]) end
+if moved == 0 then return {0} end  -- counted already: a step run twice counts once
 redis.call('HINCRBY', KEYS[4], 'replies', tonumber(ARGV[4]))
-if ARGV[4] == '1' then redis.call('ZADD', KEYS[5], ARGV[3], ARGV[3])
-else redis.call('ZREM', KEYS[5], ARGV[3]) end
 counts_of(KEYS[4])
 return committed(1)
 """
 
-# KEYS: (change log), recipient profile. ARGV: ns, (changes at), user, kind, actor, post, now
+# KEYS: (change log). ARGV: ns, (changes at), user, kind, actor, post, now
 _NOTIFY = """
-if redis.call('EXISTS', KEYS[4]) == 0 then
-  return redis.error_reply('MISSING no user ' .. ARGV[3])
-end
 if notify(1, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]) then return committed(1) end
 return {0}
 """
@@ -104,7 +103,7 @@ class PartitionSteps:
 
     _k: Keys
 
-    def _templates(self) -> Templates:
+    def _templates(self, floor: int = 0) -> Templates:
         raise NotImplementedError
 
     def _profile_key(self, user: str) -> str:
@@ -118,7 +117,7 @@ class PartitionSteps:
 
     async def replied(self, parent: Post, reply_id: int, delta: int, now: int) -> Committed[None]:
         """Count a reply to ``parent`` in (``delta`` 1) or out (-1) and commit the parent's
-        ``post.counts``; nothing when the parent is gone."""
+        ``post.counts``; nothing when the parent is gone or the reply counted already."""
         templates = self._templates()
         templates.add(changes.counts(counted(templates, parent), now))
         keys = templates.keys(self._k.post(parent.id), self._k.post(parent.id, "replies"))
@@ -132,7 +131,7 @@ class PartitionSteps:
         notification was committed (False when ``actor`` is in its group already)."""
         templates = self._templates()
         templates.add(notified_template(templates, 1, user, kind, actor, post_id, now))
-        keys = templates.keys(self._profile_key(user))
+        keys = templates.keys()
         post = "" if post_id is None else post_id
         done, *flat = await self._notify(keys, templates.args(user, kind, actor, post, now))
         return Committed(bool(done), committed_changes(flat))

@@ -34,6 +34,7 @@ import redis.asyncio as aioredis
 
 from hub import changes
 from hub.backends.base import MissingRecord, RouteKeys
+from hub.backends.partitions import NumberClock
 from hub.backends.redis_append import Templates, committed_changes
 from hub.backends.redis_link import Keys, script_runner, translate_errors
 from hub.backends.redis_notes import NotePruner, notified_template
@@ -249,14 +250,16 @@ class RedisStore(PartitionSteps, RedisRelations, RedisPages):
         fanout_limit: int,
         route_keys: RouteKeys,
         partition: tuple[int, int] = (0, 1),
+        clock: NumberClock | None = None,
     ) -> None:
         """``partition``: the partition this store writes in and the partition count
         (docs/cluster.md); with more than one, ``keys`` must be that partition's and the
-        scripts publish on shard channels."""
+        scripts publish on shard channels, and every write numbers above ``clock``."""
         super().__init__(client, keys)
         self.fanout_limit = fanout_limit
         self._route_keys = route_keys
         self._partition = partition
+        self._clock = clock or NumberClock()
         sharded = partition[1] > 1
         self._ensure = script_runner(writer, _ENSURE_PROFILE)
         self._update = script_runner(writer, _UPDATE_PROFILE)
@@ -271,8 +274,9 @@ class RedisStore(PartitionSteps, RedisRelations, RedisPages):
         self._relation_scripts(writer, sharded=sharded)
         self._notes = NotePruner(writer, keys)
 
-    def _templates(self) -> Templates:
-        return Templates(self._k, self._route_keys, *self._partition)
+    def _templates(self, floor: int = 0) -> Templates:
+        floor = max(floor, self._clock.value)
+        return Templates(self._k, self._route_keys, *self._partition, floor=floor)
 
     def _profile_key(self, user: str) -> str:
         return self._k.user(user, "profile")
@@ -337,14 +341,17 @@ class RedisStore(PartitionSteps, RedisRelations, RedisPages):
         mentions: Sequence[str],
         notices: Sequence[Notice],
         now: int,
+        *,
+        floor: int = 0,
     ) -> Committed[Post]:
         """Store a new post (bumping the parent's reply count for a reply).
 
         Commits ``post.created``, the parent's ``post.counts`` for a reply, and one
-        notification per notice, in one script.
+        notification per notice, in one script, numbered above ``floor`` (on a cluster:
+        the head of a remote parent's partition, so that a reply follows its parent).
         """
         k = self._k
-        templates = self._templates()
+        templates = self._templates(floor)
         post_id = templates.hole("post")
         post = Post(post_id, author, text, now, None, reply_to, root, tuple(tags),
                     tuple(mentions), 0, 0, False)  # fmt: skip
@@ -463,14 +470,6 @@ class RedisStore(PartitionSteps, RedisRelations, RedisPages):
         args = templates.args(user, delta, notify, now, int(checked))
         changed, likes, *flat = await self._set_like(keys, args)
         return Committed((bool(changed), int(likes)), committed_changes(flat))
-
-    async def liked_among(self, user: str, post_ids: Sequence[int]) -> set[int]:
-        """Which of ``post_ids`` ``user`` likes (unknown ids are simply not in the set)."""
-        async with self._r.pipeline(transaction=False) as pipe:
-            for post_id in post_ids:
-                pipe.sismember(self._k.post(post_id, "likes"), user)
-            found = await pipe.execute()
-        return {post_id for post_id, liked in zip(post_ids, found, strict=True) if liked}
 
     async def prune_notifications(self, older_than: int, keep: int) -> int:
         """Remove the notification groups created before ``older_than`` (ms) and all but

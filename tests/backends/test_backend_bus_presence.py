@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 
 import pytest
 
-from hub.backends.base import BusMessage
+from hub.backends.base import BusMessage, FollowChange
 from hub.names import PUBLIC, FollowersKey, RouteKey, Stream, StreamKey
 from hub.records import PresenceChange
 from tests.backends.backend_harness import Backends, post_change
@@ -36,6 +37,16 @@ async def watching(backend: Backends, *keys: RouteKey) -> None:
     for key in keys:
         backend.bus.watch(key)
     await backend.bus.settled()
+
+
+async def is_follow(backend: Backends, message: object, expected: FollowChange) -> bool:
+    """Whether ``message`` is ``expected`` but for ``after``, which is between
+    ``expected.after`` and the head now (both the same where numbers are dense; on a
+    cluster, the head of the followee's partition after the write)."""
+    if not isinstance(message, FollowChange):
+        return False
+    same = dataclasses.replace(message, after=expected.after) == expected
+    return same and expected.after <= message.after <= await backend.changelog.head()
 
 
 async def test_bus_delivers_to_every_handler_in_publish_order(backend: Backends) -> None:

@@ -1,5 +1,6 @@
-"""The UserLimits seam on both implementations: the in-process one and Redis (a real
-redis-server, a fresh namespace per test), opened through the backend bundle."""
+"""The UserLimits seam on every implementation: the in-process one, Redis (a real
+redis-server) and Redis Cluster (each user's limits in the user's partition), a fresh
+namespace per test, opened through the backend bundle."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from hub.backends.bundle import Backends, open_embedded, open_redis
+from hub.backends.bundle import Backends, open_embedded
 from hub.backends.limits import MemoryUserLimits, UserQuotas
-from tests.backends.backend_harness import redis_url, route_keys
+from tests.backends.backend_harness import open_shared_bundle
 
 QUOTAS = UserQuotas(write_rate=20.0, write_burst=5.0, follows_per_hour=2, connections=2)
 
@@ -20,7 +21,7 @@ Open = Callable[[], Awaitable[Backends]]
 _namespaces = itertools.count(1)
 
 
-@pytest.fixture(params=["embedded", "redis"])
+@pytest.fixture(params=["embedded", "redis", "cluster"])
 async def open_backends(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Open]:
     """Open bundles of one implementation with :data:`QUOTAS`; with Redis, every bundle
     of a test is one more node on the same namespace."""
@@ -37,16 +38,7 @@ async def open_backends(request: pytest.FixtureRequest, tmp_path: Path) -> Async
                 quotas=QUOTAS,
             )
         else:
-            backends = await open_redis(
-                redis_url(tmp_path),
-                route_keys=route_keys,
-                retention_seconds=900,
-                retention_per_log=1000,
-                fanout_limit=3,
-                presence_ttl=1.5,
-                namespace=namespace,
-                quotas=QUOTAS,
-            )
+            backends = await open_shared_bundle(request.param, tmp_path, namespace, quotas=QUOTAS)
         opened.append(backends)
         return backends
 

@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -92,19 +92,32 @@ class Inbox:
 Connect = Callable[[str, int], Awaitable[Inbox]]
 
 
+class Shared(Protocol):
+    """What the nodes share: a redis-server, or a Redis Cluster (a seed node's URL)."""
+
+    @property
+    def url(self) -> str:
+        """The URL the nodes get with ``--redis``."""
+        ...
+
+
 class Cluster:
     """Redis plus hub nodes, and the clients tests open on them."""
 
-    def __init__(self, tmp_path: Path, redis: RedisServer) -> None:
+    def __init__(self, tmp_path: Path, redis: Shared, *node_args: str) -> None:
+        """``redis``: the server (or Redis Cluster) every node shares; ``node_args``: options
+        every node gets (``--redis-cluster`` for a cluster)."""
         self.tmp_path = tmp_path
         self.redis = redis
+        self.node_args = node_args
         self.nodes: list[NodeProcess] = []
         self.clients: list[WsClient] = []
 
     def start_nodes(self, count: int, *extra: str) -> list[NodeProcess]:
         """Start ``count`` more nodes on the shared Redis (``extra``: more options)."""
         for _ in range(count):
-            node = NodeProcess(self.tmp_path / f"node{len(self.nodes)}", self.redis.url, *extra)
+            directory = self.tmp_path / f"node{len(self.nodes)}"
+            node = NodeProcess(directory, self.redis.url, *self.node_args, *extra)
             node.start()
             self.nodes.append(node)
         return self.nodes

@@ -22,6 +22,8 @@ BAD = [
     ("presence_ttl", "nan", "a number > 0"),
     ("request_rate", "inf", "a number > 0"),
     ("retention_per_log", "2.5", "a whole number >= 1"),
+    ("partitions", "0", "a whole number >= 1 and <= 1024"),
+    ("partitions", "2000", "a whole number >= 1 and <= 1024"),
 ]
 NUMERIC = [
     option
@@ -82,3 +84,25 @@ def test_a_hard_retention_bound_below_the_window_is_refused() -> None:
         settings_from_args(args, {})
     fine = _parser().parse_args(["--retention-seconds", "60", "--retention-max-seconds", "60"])
     assert settings_from_args(fine, {}).retention_max_seconds == 60
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--redis-cluster"], "--redis-cluster needs --redis URL"),
+        (
+            ["--redis", "redis://h:7000/0", "--partitions", "8"],
+            "--partitions needs --redis-cluster",
+        ),
+    ],
+)
+def test_cluster_options_that_cannot_work_alone_are_refused(flags: list[str], message: str) -> None:
+    with pytest.raises(SystemExit, match=message):
+        settings_from_args(_parser().parse_args(flags), {})
+
+
+def test_a_cluster_deployment_is_named_by_a_flag_and_its_partition_count() -> None:
+    args = ["--redis", "redis://h:7000/0", "--redis-cluster", "--partitions", "32"]
+    settings = settings_from_args(_parser().parse_args(args), {})
+    assert (settings.redis_cluster, settings.partitions) == (True, 32)
+    assert settings_from_args(_parser().parse_args([]), {}).partitions == 16
