@@ -1,7 +1,9 @@
 """``hubbub cluster``: the docker topology as local processes, for development and benchmarks.
 
-Starts one ``redis-server`` (AOF on, in ``<data-dir>/redis``) and N ``hubbub serve
---redis`` nodes on loopback ports, prints each node's URL, and stops everything on
+Starts one ``redis-server`` (AOF on, in ``<data-dir>/redis``; with ``--redis-cluster`` a
+Redis Cluster of ``--masters`` masters with ``--replicas`` replicas each, in
+``<data-dir>/redis<i>``: ``hub.local_redis``) and N ``hubbub serve --redis`` nodes on
+loopback ports, prints each node's URL, and stops everything on
 SIGINT/SIGTERM (nodes drain first, then Redis shuts down writing its AOF). With
 ``--haproxy`` a Debian ``haproxy`` runs in front of the nodes with the compose topology's
 configuration (``hub.haproxy``: leastconn, ``/readyz`` checks, the WebSocket tunnel
@@ -14,19 +16,17 @@ any node - or from ``hubbub token NAME --data-dir <data-dir>`` - works on all of
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 from hub.haproxy import local_config, template
+from hub.local_redis import LocalRedis, free_port, start_redis, start_redis_cluster, wait_for_port
 from hub.tokens import SecretError, resolve_secret
 
 __all__ = ["DESCRIPTION", "configure", "run"]
@@ -37,12 +37,12 @@ all on 127.0.0.1, until Ctrl-C. Prints one ws:// URL per node.
 
 Example:  hubbub cluster --nodes 3 --dev
           hubbub cluster --nodes 3 --dev --haproxy   (one URL in front of them all)
+          hubbub cluster --nodes 2 --dev --redis-cluster   (3 masters, a replica each)
 Options after `--` go to every `hubbub serve` (e.g. -- --presence-ttl 5).
-Needs redis-server on PATH (Debian: apt-get install redis-server), and haproxy for
---haproxy (apt-get install haproxy).
+Needs redis-server on PATH (Debian: apt-get install redis-server), redis-cli for
+--redis-cluster (apt-get install redis-tools; the cluster starts empty each time), and
+haproxy for --haproxy (apt-get install haproxy).
 """
-
-START_TIMEOUT = 15.0
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -63,6 +63,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="always",
         help="Redis AOF fsync policy (see README: durability) [default always]",
     )
+    parser.add_argument(
+        "--redis-cluster",
+        action="store_true",
+        help="run a Redis Cluster (--masters, --replicas) instead of one redis-server",
+    )
+    parser.add_argument(
+        "--masters", type=int, default=3, help="with --redis-cluster: masters [default 3]"
+    )
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="with --redis-cluster: replicas of each master [default 1]",
+    )
     parser.add_argument("--dev", action="store_true", help="nodes hand out /dev/token")
     parser.add_argument(
         "--haproxy",
@@ -78,37 +92,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("serve_args", nargs="*", help="extra `hubbub serve` options after --")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], name: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline and process.poll() is None:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        time.sleep(0.05)
-    raise SystemExit(f"hubbub cluster: {name} did not start on port {port}")
-
-
-def _start_redis(args: argparse.Namespace, port: int) -> subprocess.Popen[bytes]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit(
-            "hubbub cluster: redis-server not found; install it (apt-get install redis-server)"
-        )
-    directory = (args.data_dir / "redis").resolve()
-    directory.mkdir(parents=True, exist_ok=True)
-    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory)]
-    command += ["--appendonly", "yes", "--appendfsync", args.appendfsync, "--save", ""]
-    command += ["--logfile", str(directory / "redis.log")]
-    process = subprocess.Popen(command)
-    _wait_for_port(port, process, "redis-server")
-    return process
-
-
 def _start_haproxy(
     args: argparse.Namespace, nodes: list[int]
 ) -> tuple[subprocess.Popen[bytes], int]:
@@ -120,7 +103,7 @@ def _start_haproxy(
         text = template()
     except FileNotFoundError as exc:
         raise SystemExit(f"hubbub cluster: {exc}") from None
-    port, stats = args.lb_port or _free_port(), _free_port()
+    port, stats = args.lb_port or free_port(), free_port()
     directory = (args.data_dir / "haproxy").resolve()
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "haproxy.cfg"
@@ -128,16 +111,28 @@ def _start_haproxy(
     maxconn = max(100, (resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 100) // 2)
     config.write_text(local_config(text, port, stats, nodes, check="1s", maxconn=maxconn))
     process = subprocess.Popen([binary, "-db", "-f", str(config)])
-    _wait_for_port(port, process, "haproxy")
+    wait_for_port(port, process, "haproxy")
     return process, port
 
 
+def _start_redis(args: argparse.Namespace) -> LocalRedis:
+    """The Redis the nodes share: one server, or a Redis Cluster with ``--redis-cluster``."""
+    if not args.redis_cluster:
+        return start_redis(
+            args.data_dir / "redis", args.redis_port or free_port(), args.appendfsync
+        )
+    if args.masters < 3 or args.replicas < 0:
+        raise SystemExit("hubbub cluster: a Redis Cluster needs --masters 3 or more, --replicas 0+")
+    return start_redis_cluster(args.data_dir, args.masters, args.replicas, args.appendfsync)
+
+
 def _start_node(
-    args: argparse.Namespace, index: int, redis_url: str, env: dict[str, str]
+    args: argparse.Namespace, index: int, redis: LocalRedis, env: dict[str, str]
 ) -> tuple[subprocess.Popen[str], int]:
     """Start node ``index``; return it and the port it listens on."""
     port = 0 if args.port == 0 else args.port + index
-    command = [sys.executable, "-m", "hub.cli", "serve", "--redis", redis_url]
+    command = [sys.executable, "-m", "hub.cli", "serve", "--redis", redis.url]
+    command += ["--redis-cluster"] if redis.cluster else []
     command += ["--port", str(port), "--data-dir", str(args.data_dir / f"node{index}")]
     command += [*(["--dev"] if args.dev else []), *args.serve_args]
     process = subprocess.Popen(
@@ -166,25 +161,24 @@ def run(args: argparse.Namespace) -> int:
         secret = resolve_secret(os.environ.get("HUBBUB_SECRET"), args.data_dir)
     except (SecretError, OSError) as exc:
         raise SystemExit(f"hubbub cluster: {exc}") from None
-    redis_port = args.redis_port or _free_port()
-    redis = _start_redis(args, redis_port)
+    redis = _start_redis(args)
     nodes: list[subprocess.Popen[str]] = []
     balancer: subprocess.Popen[bytes] | None = None
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     try:
-        redis_url = f"redis://127.0.0.1:{redis_port}/0"
         env = {**os.environ, "HUBBUB_SECRET": secret}
         ports = []
         for index in range(args.nodes):
-            node, port = _start_node(args, index, redis_url, env)
+            node, port = _start_node(args, index, redis, env)
             nodes.append(node)
             ports.append(port)
         if args.haproxy:
             balancer, lb_port = _start_haproxy(args, ports)
             print(f"hubbub cluster: load balancer at ws://127.0.0.1:{lb_port}/", flush=True)
-        print(f"hubbub cluster: redis at {redis_url}; {args.nodes} nodes up; Ctrl-C stops")
+        what = "a Redis Cluster" if redis.cluster else "redis"
+        print(f"hubbub cluster: {what} at {redis.url}; {args.nodes} nodes up; Ctrl-C stops")
         stop.wait()
     finally:
         if balancer is not None:
@@ -194,6 +188,5 @@ def run(args: argparse.Namespace) -> int:
             node.terminate()
         for node in nodes:
             node.wait(timeout=30)
-        redis.terminate()
-        redis.wait(timeout=30)
+        redis.stop()
     return 0

@@ -119,3 +119,44 @@ def test_cluster_runs_haproxy_in_front_of_the_nodes(tmp_path: Path) -> None:
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=60)
     assert process.returncode == 0 and rest.count("hubbub: stopped") == 2
+
+
+async def _post_on_one_read_on_another(first: str, second: str, token: str) -> str:
+    """Post through ``first``, read the post back through ``second``: its text."""
+    async with asyncio.timeout(20):
+        writer, reader = await connect(first, token=token), await connect(second, token=token)
+        try:
+            post = await writer.post("on a Redis Cluster")
+            return (await reader.get_post(post.id)).text
+        finally:
+            await writer.close()
+            await reader.close()
+
+
+def test_cluster_runs_the_nodes_on_a_redis_cluster_when_asked(tmp_path: Path) -> None:
+    command = [*HUBBUB, "cluster", "--nodes", "2", "--port", "0", "--dev", "--redis-cluster"]
+    process = subprocess.Popen(
+        [*command, "--replicas", "0", "--data-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    urls: list[str] = []
+    try:
+        for line in process.stdout:
+            if "listening on ws://" in line:
+                urls.append("ws://" + line.split("ws://")[1].split("/")[0] + "/")
+                assert "Redis Cluster at" in line
+            if "nodes up" in line:
+                assert "a Redis Cluster at redis://127.0.0.1:" in line
+                break
+        http = urls[0].replace("ws://", "http://")
+        answer = urllib.request.urlopen(f"{http}dev/token?user=ann", timeout=5)
+        token = json.loads(answer.read())["token"]
+        text = asyncio.run(_post_on_one_read_on_another(urls[0], urls[1], token))
+        assert text == "on a Redis Cluster"
+    finally:
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=60)
+    assert process.returncode == 0 and rest.count("hubbub: stopped") == 2
