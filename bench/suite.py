@@ -13,7 +13,9 @@ no hub logic) under B1's burst: what the load generator can receive and what suc
 writes cost here; B1 burst fan-out and L1 the same burst counted by the lean sinks of
 ``bench/lean_sinks.py`` (the load generator must report at least 90% of what they
 count), B2 sparse fan-out capacity, B3 idle memory,
-B4 two nodes + Redis, B5 reconnect storm, B6 connect rate. Baselines:
+B4 two nodes + Redis, B4C the same on a three-master Redis Cluster (against two nodes on
+one Redis in the same run, with the publishes, scripts and commands per post on each shard),
+B5 reconnect storm, B6 connect rate. Baselines:
 ``websockets.broadcast()`` (B1-B3, B6) and python-socketio (B1, B2; B4 with its Redis
 manager). Every row says the cores the server process(es) and the load generator's
 workers used while it was measured, and which side was the bottleneck: a server near
@@ -37,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import redis
 from servers import (
     ROOT,
     SECRET,
@@ -50,6 +53,8 @@ from servers import (
     socketio,
     ws_broadcast,
 )
+
+from hub.local_redis import free_port, start_redis, start_redis_cluster
 
 WS = "bench.peers.dialects:WsBroadcastConnection"
 SIO = "bench.peers.dialects:SocketIOConnection"
@@ -436,6 +441,85 @@ def b4(scale: Scale, work: Path) -> list[Row]:
     ]  # fmt: skip
 
 
+def shard_calls(ports: list[int]) -> list[dict[str, int]]:
+    """Per Redis process (its port): calls of SPUBLISH, of EVALSHA (write scripts) and of
+    every command, from ``INFO commandstats`` (commands a script runs count too)."""
+    out = []
+    for port in ports:
+        client = redis.Redis(port=port)
+        try:
+            stats = client.info("commandstats")
+        finally:
+            client.close()
+        calls = {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+        out.append({
+            "spublish": calls.get("spublish", 0) + calls.get("publish", 0),
+            "evalsha": calls.get("evalsha", 0),
+            "all": sum(calls.values()),
+        })  # fmt: skip
+    return out
+
+
+def per_post(before: list[dict[str, int]], after: list[dict[str, int]], posts: int) -> str:
+    """Each shard's publishes, scripts and commands per post between two readings."""
+    cells = []
+    for number, (old, new) in enumerate(zip(before, after, strict=True)):
+        rates = {key: (new[key] - old[key]) / max(posts, 1) for key in new}
+        cells.append(
+            f"shard {number}: {rates['spublish']:.2f} publishes, {rates['evalsha']:.2f} scripts,"
+            f" {rates['all']:.1f} commands"
+        )
+    return "; ".join(cells) + " per post"
+
+
+def b4c(scale: Scale, work: Path) -> list[Row]:
+    """B4 on a Redis Cluster: two nodes on three masters, against two nodes on one Redis
+    (both with the AOF, fsync every second) under the same load, measured in this run."""
+    results: dict[str, Any] = {}
+    shards = ""
+    say(f"B4C hubbub: two nodes on one redis-server (AOF), {scale.b4_deliveries:,}/s")
+    one = start_redis(work / "b4c-redis", free_port(), "everysec")
+    try:
+        with servers() as started:
+            started += [hub(work / f"b4c-one{n}", "--redis", one.url) for n in range(2)]
+            pid = one.processes[0].pid
+            results["one"] = loadtest(started, *b4_args(scale, work / "b4c-one.json"), also=(pid,))
+    finally:
+        one.stop()
+    say(f"B4C hubbub: two nodes on a Redis Cluster of 3 masters, {scale.b4_deliveries:,}/s")
+    cluster = start_redis_cluster(work / "b4c-cluster", 3, 0, "everysec")
+    try:
+        ports = cluster.ports
+        cluster_args = ("--redis", cluster.url, "--redis-cluster")
+        with servers() as started:
+            started += [hub(work / f"b4c-cl{n}", *cluster_args) for n in range(2)]
+            before = shard_calls(ports)
+            pids = tuple(p.pid for p in cluster.processes)
+            results["cluster"] = loadtest(
+                started, *b4_args(scale, work / "b4c-cluster.json"), also=pids
+            )
+            posts = results["cluster"]["posts"]["published"]
+            shards = per_post(before, shard_calls(ports), posts)
+    finally:
+        cluster.stop()
+    one_redis, ours = results["one"], results["cluster"]
+    lat, base = ours["latency_ms"], one_redis["latency_ms"]
+    rate = ours["deliveries"]["per_second"]
+    missed = ours["correctness"]["missed"]
+    met = lat["p99"] < P99_BOUND_MS and rate >= 0.95 * scale.b4_deliveries and not missed
+    cpu = Cpu.of(ours, servers=5)  # two nodes and three redis-servers
+    return [
+        Row("B4C", "deliveries/s, two nodes + 3-master cluster", rate, None, None,
+            f">= {scale.b4_deliveries:,}", rate >= 0.95 * scale.b4_deliveries,
+            f"{missed} missed; one Redis: {one_redis['deliveries']['per_second']:,.0f}/s;"
+            f" {errors(ours)}", cpu),
+        Row("B4C", "p99 ms, two nodes + 3-master cluster", lat["p99"], None, None,
+            f"< {P99_BOUND_MS:.0f} ms, 0 missed", met,
+            f"p50 {lat['p50']:.1f} ms; one Redis p99 {base['p99']:.1f} ms, p50"
+            f" {base['p50']:.1f} ms; {shards}", cpu),
+    ]  # fmt: skip
+
+
 def b5(scale: Scale, work: Path) -> list[Row]:
     """Reconnect storm: every client cut and back with resume within 5 s."""
     posters = 10
@@ -460,7 +544,7 @@ def b5(scale: Scale, work: Path) -> list[Row]:
 
 
 CASES: dict[str, Callable[[Scale, Path], list[Row]]] = {
-    "B1": b1, "B2": b2, "B3": b3_b6, "B4": b4, "B5": b5,
+    "B1": b1, "B2": b2, "B3": b3_b6, "B4": b4, "B4C": b4c, "B5": b5,
 }  # fmt: skip
 
 

@@ -21,6 +21,9 @@ __all__ = ["START_TIMEOUT", "LocalRedis", "free_port", "start_redis", "start_red
 START_TIMEOUT = 15.0
 """Seconds a process (or the cluster's agreement) has to come up."""
 
+STOP_TIMEOUT = 15.0
+"""Seconds a server has to exit after SIGTERM."""
+
 CLUSTER_NODE_TIMEOUT_MS = 2000
 """``cluster-node-timeout`` of a local cluster: a silent master's replica takes over after
 about this long (Redis' default, 15 s, is long for development)."""
@@ -58,13 +61,20 @@ class LocalRedis:
     url: str
     cluster: bool
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)
+    """The port of each process, in order."""
 
     def stop(self) -> None:
-        """End every server (SIGTERM, then wait)."""
+        """End every server: SIGTERM (each writes its AOF), SIGKILL for one still running
+        after :data:`STOP_TIMEOUT` seconds (a master waiting on a replica that left)."""
         for process in self.processes:
             process.terminate()
         for process in self.processes:
-            process.wait(timeout=30)
+            try:
+                process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def _server(directory: Path, port: int, appendfsync: str, *extra: str) -> subprocess.Popen[bytes]:
@@ -80,7 +90,7 @@ def _server(directory: Path, port: int, appendfsync: str, *extra: str) -> subpro
 def start_redis(directory: Path, port: int, appendfsync: str) -> LocalRedis:
     """One ``redis-server`` on ``port`` with its data in ``directory``."""
     process = _server(directory.resolve(), port, appendfsync)
-    return LocalRedis(f"redis://127.0.0.1:{port}/0", False, [process])
+    return LocalRedis(f"redis://127.0.0.1:{port}/0", False, [process], [port])
 
 
 def start_redis_cluster(
@@ -90,7 +100,7 @@ def start_redis_cluster(
     ports, data in ``directory/redis<i>`` (emptied first: a cluster's node files name its
     ports, which are new each time); returns once every node agrees it is ok."""
     redis = LocalRedis("", True)
-    ports: list[int] = []
+    ports = redis.ports
     try:
         for index in range(masters * (1 + replicas)):
             port, home = free_port(), (directory / f"redis{index}").resolve()
@@ -98,6 +108,7 @@ def start_redis_cluster(
             cluster_mode = ["--cluster-enabled", "yes", "--cluster-port", str(free_port())]
             cluster_mode += ["--cluster-config-file", str(home / "nodes.conf")]
             cluster_mode += ["--cluster-node-timeout", str(CLUSTER_NODE_TIMEOUT_MS)]
+            cluster_mode += ["--shutdown-timeout", "2"]  # Ctrl-C: do not wait on replicas long
             redis.processes.append(_server(home, port, appendfsync, *cluster_mode))
             ports.append(port)
         seeds = [f"127.0.0.1:{port}" for port in ports]

@@ -134,7 +134,7 @@ class Worker:
             await self._connect_all()
             await self._phase()
             if self.make_follows or not self.factory.PERSISTENT_FOLLOWS:
-                await ramped(self.up, self._follow, 0, self.config.concurrency)
+                await ramped(sorted(self.up), self._follow, 0, self.config.concurrency)
             gc.freeze()  # the connections live to the end: full collections skip them
             await self._phase()
             await self.act()

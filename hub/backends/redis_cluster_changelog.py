@@ -71,6 +71,8 @@ class ClusterChangeLog:
         ]
         self.partitions = partitions
         """The partition map this change log reads and writes."""
+        self._next_head: asyncio.Future[int] | None = None
+        self._last_head: asyncio.Future[int] | None = None
         self.examined = 0
         """Stream entries the last finished :meth:`read_since` examined, all partitions."""
 
@@ -108,7 +110,22 @@ class ClusterChangeLog:
 
     async def head(self) -> int:
         """The highest number any partition handed out, every partition closed up to it
-        (0 when nothing was numbered)."""
+        (0 when nothing was numbered).
+
+        Concurrent calls share rounds: a call joins the round that has not started yet
+        (its reads come after the call, as a sign-in's head must), or queues a new one
+        behind the round running now, so a burst of sign-ins costs two rounds per round
+        trip, not one each."""
+        if self._next_head is None:
+            self._next_head = self._last_head = asyncio.ensure_future(
+                self._head_round(self._last_head)
+            )
+        return await asyncio.shield(self._next_head)
+
+    async def _head_round(self, previous: asyncio.Future[int] | None) -> int:
+        if previous is not None:
+            await asyncio.wait([previous])
+        self._next_head = None  # started: whoever calls from now on needs a later round
         heads = await self._counters.heads()
         top = max(heads)
         await asyncio.gather(

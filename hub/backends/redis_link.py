@@ -168,6 +168,13 @@ def connect(url: str, *, retries: int = 1, pool_size: int = POOL_SIZE) -> aiored
     return aioredis.Redis.from_pool(pool)  # the client owns (and closes) its pool
 
 
+CLUSTER_POOL_SIZE = 1000
+"""Connections a cluster client may open to each master. redis-py's cluster pool does not
+queue a command when all are busy (it fails, and the request gets ``unavailable``), so it
+is sized for a burst of sign-ins rather than for the steady state (redis-py's default is
+100)."""
+
+
 def connect_cluster(url: str, *, retries: int = 1) -> Any:
     """A ``redis.asyncio.RedisCluster`` for the cluster that ``url`` names one node of,
     answering str, failing fast (``retries`` quick retries after a connection error;
@@ -181,6 +188,7 @@ def connect_cluster(url: str, *, retries: int = 1) -> Any:
         socket_timeout=5,
         socket_connect_timeout=2,
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries),
+        max_connections=CLUSTER_POOL_SIZE,
     )
 
 

@@ -91,9 +91,12 @@ else
   if redis.call('ZREM', KEYS[5], followee) == 0 then return {0} end
   redis.call('HINCRBY', KEYS[4], 'following', -1)
 end
+-- the follow takes effect here: after the followee's half and after everything this
+-- partition numbered, so the merge releases it before any change numbered above it
+local after = math.max(tonumber(ARGV[6]), tonumber(redis.call('GET', KEYS[1]) or '0'))
 redis.call('PUBLISH', ARGV[5], '{"t":"f","follower":"' .. follower .. '","followee":"' ..
            followee .. '","on":' .. (ARGV[7] == '1' and 'true' or 'false') .. ',"after":' ..
-           ARGV[6] .. '}')
+           string.format('%d', after) .. '}')
 return {1}
 """
 
@@ -159,7 +162,8 @@ class PartitionSteps:
 
     async def following(self, follower: str, followee: str, after: int, *, on: bool) -> bool:
         """The follower's half: the following list and count, and the control message on
-        the follower's devices channel (``after``: the followee partition's counter);
+        the follower's devices channel (``after``: the followee partition's counter, or this
+        partition's when it is higher: where the follow takes effect in the merged order);
         whether it changed anything."""
         k = self._k
         templates = self._templates()

@@ -4,6 +4,7 @@ every partition, and reads that merge the partitions' answers in one order."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -94,3 +95,25 @@ async def test_prune_and_scrub_marks_add_up_over_the_partitions(
     head = await short.head()
     assert await short.read_since(head, interest(ann, (ann, bob)), 10) == []
     assert await short.scrub_mark() == 0
+
+
+async def test_concurrent_heads_share_rounds_and_none_answers_below_a_prior_write(
+    changelog: ClusterChangeLog,
+) -> None:
+    counters = changelog._counters  # the rounds are counted where they read the counters
+    real = counters.heads
+    rounds = 0
+
+    async def counted() -> list[int]:
+        nonlocal rounds
+        rounds += 1
+        return await real()
+
+    counters.heads = counted  # type: ignore[method-assign]
+    ann, bob = one_per_partition(2)
+    [first] = await changelog.append([post_change(ann, 1)])
+    heads = await asyncio.gather(*(changelog.head() for _ in range(50)))
+    assert rounds <= 2 and set(heads) == {heads[0]} and heads[0] >= first.seq
+    [second] = await changelog.append([post_change(bob, 2)])
+    assert await changelog.head() >= second.seq  # a call after a write starts a new round
+    assert rounds <= 3

@@ -13,6 +13,7 @@ import pytest
 from redis.asyncio.cluster import RedisCluster as ClusterClient
 from redis.crc import key_slot
 
+from hub.backends.base import FollowChange
 from hub.backends.bundle import Backends, open_redis_cluster
 from hub.backends.partitions import Partitions
 from hub.names import PUBLIC, DevicesKey, FollowersKey, StreamKey
@@ -185,3 +186,24 @@ async def test_every_key_of_a_cluster_store_lives_in_a_partition_slot(nodes: Nod
     assert len(keys) > 50
     stray = [key for key in keys if key_slot(key) not in slots]
     assert stray == [f"{namespace}partitions".encode()]  # the count, read once at start
+
+
+async def test_a_follow_takes_effect_after_everything_its_follower_may_have_seen(
+    nodes: Nodes,
+) -> None:
+    """The follower's partition runs ahead of the followee's: the follow's ``after`` is the
+    higher of the two, so the merge hands it on before any change numbered above it and
+    the catch-up it starts replays nothing the follower's sessions already got live (no
+    cursor goes back)."""
+    first, second = await nodes.open(), await nodes.open()
+    ann, bob, busy = user_in(0), user_in(1), user_in(0, 1)
+    for user in (ann, bob, busy):
+        await first.store.ensure_profile(user, 1)
+    for n in range(20):  # ann's partition runs far ahead, through a node the other never saw
+        top = (await first.store.create_post(busy, f"busy {n}", None, None, (), (), (), 2)).value
+    got = Collector()
+    second.bus.subscribe(got)
+    await watching(second, DevicesKey(ann))
+    await second.store.follow(ann, bob, 3)
+    heard = [m for m in await got.take(1) if isinstance(m, FollowChange)]
+    assert heard and heard[0].after >= top.id  # at or above ann's partition's counter
