@@ -169,20 +169,42 @@ def connect(url: str, *, retries: int = 1, pool_size: int = POOL_SIZE) -> aiored
 
 
 CLUSTER_POOL_SIZE = 1000
-"""Connections a cluster client may open to each master. redis-py's cluster pool does not
-queue a command when all are busy (it fails, and the request gets ``unavailable``), so it
-is sized for a burst of sign-ins rather than for the steady state (redis-py's default is
-100)."""
+"""Connections a cluster client may open to each master: half for commands, half for
+pipelines (see :func:`connect_cluster`)."""
 
 
 def connect_cluster(url: str, *, retries: int = 1) -> Any:
     """A ``redis.asyncio.RedisCluster`` for the cluster that ``url`` names one node of,
     answering str, failing fast (``retries`` quick retries after a connection error;
     redirections after a failover are followed whatever ``retries`` says). Call
-    ``await client.initialize()`` before use (it reads the slot map)."""
-    from redis.asyncio.cluster import RedisCluster  # noqa: PLC0415 - cluster deployments only
+    ``await client.initialize()`` before use (it reads the slot map).
 
-    return RedisCluster.from_url(
+    redis-py's cluster pool fails a command when all of a node's connections are busy
+    instead of queueing it as the one-Redis pool does; so this client admits at most half
+    of :data:`CLUSTER_POOL_SIZE` commands and half pipelines at once (each takes at most
+    one connection per node), and the rest wait their turn. A pipeline may send single
+    commands (after a redirection) while it holds its turn, never the other way round,
+    so the two never wait on each other in a circle."""
+    from redis.asyncio.cluster import ClusterPipeline, RedisCluster  # noqa: PLC0415
+
+    class QueuedPipeline(ClusterPipeline):
+        async def execute(self, *args: Any, **kwargs: Any) -> Any:
+            async with pipelines:
+                return await super().execute(*args, **kwargs)
+
+    class QueuedCluster(RedisCluster):
+        async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+            async with commands:
+                return await super().execute_command(*args, **kwargs)
+
+        def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> Any:
+            if shard_hint:
+                raise ValueError("shard_hint is not supported in cluster mode")
+            return QueuedPipeline(self, transaction)  # type: ignore[abstract]
+
+    commands = asyncio.Semaphore(CLUSTER_POOL_SIZE // 2)
+    pipelines = asyncio.Semaphore(CLUSTER_POOL_SIZE // 2)
+    return QueuedCluster.from_url(
         url,
         decode_responses=True,
         socket_timeout=5,
