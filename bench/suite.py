@@ -469,7 +469,7 @@ def per_post(before: list[dict[str, int]], after: list[dict[str, int]], posts: i
             f"shard {number}: {rates['spublish']:.2f} publishes, {rates['evalsha']:.2f} scripts,"
             f" {rates['all']:.1f} commands"
         )
-    return "; ".join(cells) + " per post"
+    return "; ".join(cells) + " per post (the whole run: sign-ins and follows included)"
 
 
 def b4c(scale: Scale, work: Path) -> list[Row]:

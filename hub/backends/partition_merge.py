@@ -10,7 +10,8 @@ every node agrees on.
 
 It is sans-I/O: the caller feeds it what it hears (:meth:`heard`, :meth:`tick`), sends the
 ``close`` requests it asks for (:meth:`closes_wanted`: at most one in flight per partition,
-each aimed at the highest number held) and reports when they end (:meth:`close_ended`).
+each aimed at the highest number held, plus a lead) and reports when they end
+(:meth:`close_ended`).
 A number heard at or below its partition's watermark is a repeat (one change published on
 several watched channels arrives once per channel) and is dropped.
 """
@@ -32,8 +33,14 @@ T = TypeVar("T")
 class PartitionMerge(Generic[T]):
     """Merges the partitions' changes into increasing number (see the module docstring)."""
 
-    def __init__(self, partitions: Partitions, watermarks: Iterable[int] | None = None) -> None:
+    def __init__(
+        self, partitions: Partitions, watermarks: Iterable[int] | None = None, *, lead: int = 0
+    ) -> None:
+        """``lead``: how far past the highest number held a close aims, so that a quiet
+        partition closed once stays ahead of the busy ones for about ``lead`` numbers
+        instead of being closed again for every change."""
         self._partitions = partitions
+        self._lead = lead
         count = partitions.count
         self._marks = list(watermarks) if watermarks is not None else [0] * count
         if len(self._marks) != count:
@@ -92,15 +99,15 @@ class PartitionMerge(Generic[T]):
 
     def closes_wanted(self) -> list[tuple[int, int]]:
         """The ``(partition, target)`` closes to send now: for every partition whose
-        watermark is below the highest number held and that has no close in flight. They
-        count as in flight until :meth:`close_ended`."""
+        watermark is below the highest number held and that has no close in flight, aimed
+        at that number plus the lead. They count as in flight until :meth:`close_ended`."""
         if not self._held:
             return []
-        target = self._highest
+        target = self._highest + self._lead
         wanted = [
             (part, target)
             for part, mark in enumerate(self._marks)
-            if mark < target and part not in self._closing
+            if mark < self._highest and part not in self._closing
         ]
         self._closing.update(part for part, _ in wanted)
         return wanted

@@ -52,6 +52,11 @@ __all__ = ["ClusterBus"]
 
 log = logging.getLogger(__name__)
 
+CLOSE_LEAD = 1024
+"""A close raises a quiet partition this many of its own numbers past the highest number
+held, so that it holds nothing up for about as many changes of the busy partitions (one
+close per partition per ~1000 changes instead of one per change: B4C)."""
+
 CLOSE_RETRY = 0.2
 """Seconds before a failed close of a quiet partition is tried again."""
 
@@ -63,7 +68,8 @@ class ClusterBus:
         self._cluster = cluster
         self._parts = partitions
         self._counters = PartitionCounters(cluster, partitions)
-        self._merge: PartitionMerge[BusMessage] = PartitionMerge(partitions)
+        lead = CLOSE_LEAD * partitions.count
+        self._merge: PartitionMerge[BusMessage] = PartitionMerge(partitions, lead=lead)
         self._handlers = Handlers()
         self._subscribers = [
             Subscriber(

@@ -91,6 +91,19 @@ def test_a_change_waits_for_the_quiet_partition_and_a_close_releases_it() -> Non
     assert merge.heard(4, "post 4") == []  # a repeat (published on another channel too)
 
 
+def test_a_close_with_a_lead_keeps_a_quiet_partition_ahead_of_the_busy_one() -> None:
+    merge: PartitionMerge[str] = PartitionMerge(Partitions(2), lead=100)
+    assert merge.heard(1, "post 1") == []  # partition 1; partition 0 quiet at 0
+    assert merge.closes_wanted() == [(0, 101)]
+    merge.close_ended(0)
+    assert merge.tick(0, 102) == ["post 1"]
+    for number in range(3, 102, 2):  # partition 1 runs on: nothing waits, nothing to close
+        assert merge.heard(number, f"post {number}") == [f"post {number}"]
+        assert merge.closes_wanted() == []
+    assert merge.heard(103, "post 103") == []  # past the lead: partition 0 is closed again
+    assert merge.closes_wanted() == [(0, 203)]
+
+
 def test_with_one_partition_a_change_is_released_at_once() -> None:
     merge: PartitionMerge[int] = PartitionMerge(Partitions(1), [7])
     assert merge.heard(8, 8) == [8]
