@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -48,30 +50,49 @@ def test_cluster_help_and_bad_node_count(tmp_path: Path) -> None:
     assert done.returncode == 1 and "--nodes must be at least 1" in done.stderr
 
 
-def test_cluster_runs_redis_and_nodes_sharing_one_secret(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def running_cluster(tmp_path: Path, *flags: str) -> Iterator[list[str]]:
+    """``hubbub cluster --nodes 2 --port 0 --dev FLAGS`` up to its "nodes up" line: yields
+    the lines it printed so far; then SIGINT, and both nodes must have stopped cleanly."""
+    command = [*HUBBUB, "cluster", "--nodes", "2", "--port", "0", "--dev", *flags]
     process = subprocess.Popen(
-        [*HUBBUB, "cluster", "--nodes", "2", "--port", "0", "--dev", "--data-dir", str(tmp_path)],
+        [*command, "--data-dir", str(tmp_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     assert process.stdout is not None
-    ports: list[str] = []
+    lines: list[str] = []
     try:
         for line in process.stdout:
-            if "listening on ws://" in line:
-                ports.append(line.split("127.0.0.1:")[1].split("/")[0])
+            lines.append(line)
             if "nodes up" in line:
                 break
-        secret = load_or_create_secret(tmp_path)  # the one the runner gave every node
-        for port in ports:
-            answer = urllib.request.urlopen(f"http://127.0.0.1:{port}/dev/token?user=ann")
-            assert verify_token(json.loads(answer.read())["token"], secret) == "ann"
-        assert len(ports) == 2
+        yield lines
     finally:
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=60)
     assert process.returncode == 0 and rest.count("hubbub: stopped") == 2
+
+
+def node_urls(lines: list[str]) -> list[str]:
+    """The ``ws://`` URL of every node that said it listens."""
+    return [
+        "ws://" + line.split("ws://")[1].split("/")[0] + "/"
+        for line in lines
+        if "listening on ws://" in line
+    ]
+
+
+def test_cluster_runs_redis_and_nodes_sharing_one_secret(tmp_path: Path) -> None:
+    with running_cluster(tmp_path) as lines:
+        urls = node_urls(lines)
+        secret = load_or_create_secret(tmp_path)  # the one the runner gave every node
+        for url in urls:
+            http = url.replace("ws://", "http://")
+            answer = urllib.request.urlopen(f"{http}dev/token?user=ann")
+            assert verify_token(json.loads(answer.read())["token"], secret) == "ann"
+        assert len(urls) == 2
 
 
 def test_local_haproxy_config_has_one_server_per_node() -> None:
@@ -95,30 +116,14 @@ async def _post_through(url: str, token: str) -> str:
 
 
 def test_cluster_runs_haproxy_in_front_of_the_nodes(tmp_path: Path) -> None:
-    command = [*HUBBUB, "cluster", "--nodes", "2", "--port", "0", "--dev", "--haproxy"]
-    process = subprocess.Popen(
-        [*command, "--lb-port", "0", "--data-dir", str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    balancer = ""
-    try:
-        for line in process.stdout:
-            if "load balancer at " in line:
-                balancer = line.split("load balancer at ")[1].strip()
-            if "nodes up" in line:
-                break
+    with running_cluster(tmp_path, "--haproxy", "--lb-port", "0") as lines:
+        said = [line for line in lines if "load balancer at " in line]
+        balancer = said[0].split("load balancer at ")[1].strip()
         assert balancer.startswith("ws://127.0.0.1:")
         http = balancer.replace("ws://", "http://")
         answer = urllib.request.urlopen(f"{http}dev/token?user=ann", timeout=5)  # HTTP too
         token = json.loads(answer.read())["token"]
         assert asyncio.run(_post_through(balancer, token)) == "through the balancer"
-    finally:
-        process.send_signal(signal.SIGINT)
-        rest, _ = process.communicate(timeout=60)
-    assert process.returncode == 0 and rest.count("hubbub: stopped") == 2
 
 
 async def _post_on_one_read_on_another(first: str, second: str, token: str) -> str:
@@ -134,29 +139,12 @@ async def _post_on_one_read_on_another(first: str, second: str, token: str) -> s
 
 
 def test_cluster_runs_the_nodes_on_a_redis_cluster_when_asked(tmp_path: Path) -> None:
-    command = [*HUBBUB, "cluster", "--nodes", "2", "--port", "0", "--dev", "--redis-cluster"]
-    process = subprocess.Popen(
-        [*command, "--replicas", "0", "--data-dir", str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    urls: list[str] = []
-    try:
-        for line in process.stdout:
-            if "listening on ws://" in line:
-                urls.append("ws://" + line.split("ws://")[1].split("/")[0] + "/")
-                assert "Redis Cluster at" in line
-            if "nodes up" in line:
-                assert "a Redis Cluster at redis://127.0.0.1:" in line
-                break
+    with running_cluster(tmp_path, "--redis-cluster", "--replicas", "0") as lines:
+        assert "a Redis Cluster at redis://127.0.0.1:" in lines[-1]
+        assert all("Redis Cluster at" in line for line in lines if "listening on" in line)
+        urls = node_urls(lines)
         http = urls[0].replace("ws://", "http://")
         answer = urllib.request.urlopen(f"{http}dev/token?user=ann", timeout=5)
         token = json.loads(answer.read())["token"]
         text = asyncio.run(_post_on_one_read_on_another(urls[0], urls[1], token))
         assert text == "on a Redis Cluster"
-    finally:
-        process.send_signal(signal.SIGINT)
-        rest, _ = process.communicate(timeout=60)
-    assert process.returncode == 0 and rest.count("hubbub: stopped") == 2

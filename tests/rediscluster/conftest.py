@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from redis.asyncio.cluster import RedisCluster as ClusterClient
 
 from tests.redisclusterproc import RedisCluster
 
@@ -16,3 +17,12 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
     cluster.start()
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture
+async def client(redis_cluster: RedisCluster) -> AsyncIterator[ClusterClient]:
+    """A cluster client (answering str) of the module's cluster, its slot map read."""
+    cluster = ClusterClient.from_url(redis_cluster.url, decode_responses=True)
+    await cluster.initialize()
+    yield cluster
+    await cluster.aclose()

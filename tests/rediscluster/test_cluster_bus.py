@@ -78,14 +78,6 @@ class Heard:
 
 
 @pytest.fixture
-async def client(redis_cluster: RedisCluster) -> AsyncIterator[ClusterClient]:
-    cluster = ClusterClient.from_url(redis_cluster.url, decode_responses=True)
-    await cluster.initialize()
-    yield cluster
-    await cluster.aclose()
-
-
-@pytest.fixture
 async def bus(client: ClusterClient) -> AsyncIterator[ClusterBus]:
     node = ClusterBus(client, PARTS)
     node.start()

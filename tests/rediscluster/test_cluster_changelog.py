@@ -5,7 +5,6 @@ every partition, and reads that merge the partitions' answers in one order."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio.cluster import RedisCluster as ClusterClient
@@ -15,7 +14,6 @@ from hub.backends.redis_cluster_changelog import ClusterChangeLog
 from hub.backends.redis_partitions import PartitionCounters
 from hub.routing import route_keys
 from tests.backends.backend_harness import interest, notification_change, post_change
-from tests.redisclusterproc import RedisCluster
 
 PARTS = Partitions(8)
 
@@ -29,12 +27,10 @@ def one_per_partition(count: int) -> list[str]:
 
 
 @pytest.fixture
-async def client(redis_cluster: RedisCluster) -> AsyncIterator[ClusterClient]:
-    cluster = ClusterClient.from_url(redis_cluster.url, decode_responses=True)
-    await cluster.initialize()
-    await cluster.flushall()  # each test starts from an empty world
-    yield cluster
-    await cluster.aclose()
+async def client(client: ClusterClient) -> ClusterClient:
+    """The module's cluster client, every master emptied: each test starts a new world."""
+    await client.flushall()
+    return client
 
 
 @pytest.fixture

@@ -5,9 +5,6 @@ order. (Writes that span partitions are not built yet: docs/cluster.md section 6
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 from redis.asyncio.cluster import RedisCluster as ClusterClient
 from redis.crc import key_slot
 
@@ -18,7 +15,6 @@ from hub.backends.redis_store import RedisStore
 from hub.names import PUBLIC, FollowersKey, StreamKey
 from hub.records import Change, ChangeKind
 from hub.routing import route_keys
-from tests.redisclusterproc import RedisCluster
 from tests.waiting import until
 
 PARTS = Partitions(8)
@@ -28,14 +24,6 @@ def users_of(part: int, count: int) -> list[str]:
     """``count`` user ids that live in partition ``part``."""
     found = [f"user{n}" for n in range(5000) if PARTS.of_user(f"user{n}") == part]
     return found[:count]
-
-
-@pytest.fixture
-async def client(redis_cluster: RedisCluster) -> AsyncIterator[ClusterClient]:
-    cluster = ClusterClient.from_url(redis_cluster.url, decode_responses=True)
-    await cluster.initialize()
-    yield cluster
-    await cluster.aclose()
 
 
 async def test_a_partitions_store_writes_in_its_slot_and_the_bus_hears_it(

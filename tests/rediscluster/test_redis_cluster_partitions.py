@@ -5,9 +5,7 @@ partitions go on numbering above every acknowledged change once a replica took o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster as ClusterClient
 from redis.crc import key_slot
@@ -18,14 +16,6 @@ from tests.redisclusterproc import RedisCluster
 
 PARTS = Partitions(16)
 _NEXT = NUMBERING_LUA + "return next_number(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), 0)"
-
-
-@pytest.fixture
-async def client(redis_cluster: RedisCluster) -> AsyncIterator[ClusterClient]:
-    cluster = ClusterClient.from_url(redis_cluster.url, decode_responses=True)
-    await cluster.initialize()
-    yield cluster
-    await cluster.aclose()
 
 
 def _master_of(client: ClusterClient, key: str) -> int:
