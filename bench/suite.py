@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import redis
 from servers import (
     ROOT,
     SECRET,
@@ -53,6 +52,7 @@ from servers import (
     socketio,
     ws_broadcast,
 )
+from shard_stats import per_post, shard_calls
 
 from hub.local_redis import free_port, start_redis, start_redis_cluster
 
@@ -439,37 +439,6 @@ def b4(scale: Scale, work: Path) -> list[Row]:
         Row("B4", "p99 ms, two nodes + Redis", lat["p99"], None, sio["p99"],
             f"< {P99_BOUND_MS:.0f} ms, 0 missed", met, f"p50 {lat['p50']:.1f} ms", cpu),
     ]  # fmt: skip
-
-
-def shard_calls(ports: list[int]) -> list[dict[str, int]]:
-    """Per Redis process (its port): calls of SPUBLISH, of EVALSHA (write scripts) and of
-    every command, from ``INFO commandstats`` (commands a script runs count too)."""
-    out = []
-    for port in ports:
-        client = redis.Redis(port=port)
-        try:
-            stats = client.info("commandstats")
-        finally:
-            client.close()
-        calls = {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
-        out.append({
-            "spublish": calls.get("spublish", 0) + calls.get("publish", 0),
-            "evalsha": calls.get("evalsha", 0),
-            "all": sum(calls.values()),
-        })  # fmt: skip
-    return out
-
-
-def per_post(before: list[dict[str, int]], after: list[dict[str, int]], posts: int) -> str:
-    """Each shard's publishes, scripts and commands per post between two readings."""
-    cells = []
-    for number, (old, new) in enumerate(zip(before, after, strict=True)):
-        rates = {key: (new[key] - old[key]) / max(posts, 1) for key in new}
-        cells.append(
-            f"shard {number}: {rates['spublish']:.2f} publishes, {rates['evalsha']:.2f} scripts,"
-            f" {rates['all']:.1f} commands"
-        )
-    return "; ".join(cells) + " per post (the whole run: sign-ins and follows included)"
 
 
 def b4c(scale: Scale, work: Path) -> list[Row]:

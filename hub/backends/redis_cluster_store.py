@@ -35,7 +35,7 @@ notifications (a retry would post it again).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from hub.backends.base import BlockedWrite, MissingRecord, RouteKeys
@@ -258,39 +258,41 @@ class ClusterStore(ClusterPages):
         store = self._of_post(post_id)
         return self._seen(await store.unlike(user, post_id, now, user_checked=apart))
 
+    async def _relate(
+        self,
+        write: Callable[..., Awaitable[Committed[bool]]],
+        actor: str,
+        target: str,
+        *args: Any,
+        target_must_exist: bool = False,
+    ) -> Committed[bool]:
+        """A relation write (``RedisStore.block`` and the like): one script in one
+        partition, else the actor's half then the target's; the value is the actor's."""
+        if not self._apart(actor, target):
+            return await write(self._of_user(actor), actor, target, *args)
+        if target_must_exist:  # the actor's half checks the actor
+            await self._must_exist(target)
+        done = await write(self._of_user(actor), actor, target, *args, side="actor")
+        await write(self._of_user(target), actor, target, *args, side="target")
+        return done
+
     async def block(self, blocker: str, target: str, now: int) -> Committed[bool]:
         """Make ``blocker`` block ``target``, ending the follows between them."""
-        if not self._apart(blocker, target):
-            return await self._of_user(blocker).block(blocker, target, now)
-        await self._must_exist(target)
-        done = await self._of_user(blocker).block(blocker, target, now, side="actor")
-        await self._of_user(target).block(blocker, target, now, side="target")
-        return done
+        return await self._relate(RedisStore.block, blocker, target, now, target_must_exist=True)
 
     async def unblock(self, blocker: str, target: str) -> Committed[bool]:
         """Lift a block."""
-        if not self._apart(blocker, target):
-            return await self._of_user(blocker).unblock(blocker, target)
-        done = await self._of_user(blocker).unblock(blocker, target, side="actor")
-        await self._of_user(target).unblock(blocker, target, side="target")
-        return done
+        return await self._relate(RedisStore.unblock, blocker, target)
 
     async def mute(self, muter: str, target: str, until: int | None, now: int) -> Committed[bool]:
         """Mute ``target`` for ``muter`` until ``until`` (None: until unmuted)."""
-        if not self._apart(muter, target):
-            return await self._of_user(muter).mute(muter, target, until, now)
-        await self._must_exist(target)
-        done = await self._of_user(muter).mute(muter, target, until, now, side="actor")
-        await self._of_user(target).mute(muter, target, until, now, side="target")
-        return done
+        return await self._relate(
+            RedisStore.mute, muter, target, until, now, target_must_exist=True
+        )
 
     async def unmute(self, muter: str, target: str) -> Committed[bool]:
         """Lift a mute."""
-        if not self._apart(muter, target):
-            return await self._of_user(muter).unmute(muter, target)
-        done = await self._of_user(muter).unmute(muter, target, side="actor")
-        await self._of_user(target).unmute(muter, target, side="target")
-        return done
+        return await self._relate(RedisStore.unmute, muter, target)
 
     async def prune_mutes(self, now: int) -> int:
         """Delete the mutes that ran out at or before ``now`` in every partition, and

@@ -68,11 +68,7 @@ if blocked then return blocked end
 if redis.call('ZSCORE', KEYS[5], follower) then return done(0) end
 redis.call('ZADD', KEYS[5], redis.call('INCR', KEYS[6]), follower)
 redis.call('HINCRBY', KEYS[4], 'followers', 1)
-local cap = tonumber(ARGV[5])
-for _, post in ipairs(redis.call('ZREVRANGE', KEYS[8], 0, cap - 1)) do
-  redis.call('ZADD', KEYS[7], post, post)
-end
-redis.call('ZREMRANGEBYRANK', KEYS[7], 0, -(cap + 1))
+back_fill(KEYS[7], KEYS[8], tonumber(ARGV[5]))
 return done(1)
 """
 

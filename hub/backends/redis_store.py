@@ -76,11 +76,7 @@ redis.call('ZADD', KEYS[6], id, ARGV[4])
 redis.call('ZADD', KEYS[7], id, ARGV[3])
 redis.call('HINCRBY', KEYS[4], 'following', 1)
 redis.call('HINCRBY', KEYS[5], 'followers', 1)
-local cap = tonumber(ARGV[5])
-for _, post in ipairs(redis.call('ZREVRANGE', KEYS[10], 0, cap - 1)) do
-  redis.call('ZADD', KEYS[9], post, post)
-end
-redis.call('ZREMRANGEBYRANK', KEYS[9], 0, -(cap + 1))
+back_fill(KEYS[9], KEYS[10], tonumber(ARGV[5]))
 local out = {1}
 if notify(1, ARGV[4], 'follow', ARGV[3], '', ARGV[7]) then out = committed(1) end
 redis.call('PUBLISH', ARGV[6], '{"t":"f","follower":"' .. ARGV[3] .. '","followee":"' ..
